@@ -1,0 +1,1 @@
+"""iCal (RFC 5545): feeds built from core objects."""
