@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .deadline import Deadline
 from .errors import InvalidInput, Problem
@@ -50,7 +50,7 @@ def utc(moment: datetime) -> datetime:
     """Normalise an aware datetime to UTC; refuse naive ones, whose meaning is a guess."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment.isoformat()} has no timezone")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def check_agenda(

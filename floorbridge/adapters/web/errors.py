@@ -1,0 +1,41 @@
+"""One error shape for the whole web surface: JSON under /api, plain text elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from floorbridge.core.errors import ConcurrentChange, InvalidInput, NotFound
+
+log = logging.getLogger("floorbridge.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(request: web.Request, status: int, code: str, message: str, **extra: object) -> web.Response:
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+    return web.Response(status=status, text=f"{status} {code}: {message}\n", content_type="text/plain")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except NotFound as e:
+        return error_response(request, 404, "not_found", str(e))
+    except InvalidInput as e:
+        problems = [{"where": p.where, "what": p.what} for p in e.problems]
+        return error_response(request, 400, "invalid_input", str(e.problems[0]), problems=problems)
+    except ConcurrentChange as e:
+        return error_response(request, 409, "conflict", str(e))
+    except web.HTTPException as e:
+        if e.status >= 400 and e.empty_body is False and request.path.startswith("/api/"):
+            return error_response(request, e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
+        raise
+    except Exception:
+        # Never echo internals (they may hold connection strings); the log has the trace.
+        log.exception("unhandled error", extra={"path": request.path})
+        return error_response(request, 500, "internal_error", "internal error; see the server log")

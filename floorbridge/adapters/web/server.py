@@ -1,0 +1,26 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import api, feeds, pages
+from .errors import error_middleware
+from .keys import OPTIONS, SNAPSHOTS, WebOptions
+from .snapshot import Snapshots
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "meetings": len(request.app[SNAPSHOTS].meetings)})
+
+
+def create_app(snapshots: Snapshots, options: WebOptions) -> web.Application:
+    """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=options.max_body_bytes)
+    app[SNAPSHOTS] = snapshots
+    app[OPTIONS] = options
+    app.router.add_get("/healthz", healthz)
+    feeds.add_routes(app)
+    api.add_routes(app)
+    pages.add_routes(app)
+    return app

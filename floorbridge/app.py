@@ -1,0 +1,119 @@
+"""Composition root: builds the services from the settings; one AsyncExitStack owns every lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+
+from floorbridge.adapters.settings import Settings
+from floorbridge.adapters.sources import ImportedAgenda, load_agenda
+from floorbridge.adapters.storage import SqlAgendaStore, open_store
+from floorbridge.adapters.web.keys import WebOptions
+from floorbridge.adapters.web.server import create_app
+from floorbridge.adapters.web.snapshot import Snapshots
+from floorbridge.calendar.feeds import render_feeds
+from floorbridge.core import usecases
+from floorbridge.core.errors import NotFound
+from floorbridge.core.ids import MeetingId
+from floorbridge.core.meeting import Meeting
+from floorbridge.core.ports import RenderedFeed
+from floorbridge.core.versions import AgendaVersion
+
+log = logging.getLogger("floorbridge")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: SqlAgendaStore
+
+    def render(self, meeting: Meeting, version: AgendaVersion) -> Mapping[str, RenderedFeed]:
+        return render_feeds(
+            meeting,
+            version,
+            base_url=self.settings.server.public_url,
+            refresh_minutes=self.settings.feeds.refresh_minutes,
+        )
+
+    async def import_file(self, meeting_id: MeetingId, path: Path) -> ImportedAgenda:
+        """Validate a whole agenda file, then replace the working copy in one transaction."""
+        try:
+            existing: Meeting | None = await self.store.get_meeting(meeting_id)
+        except NotFound:
+            existing = None
+        imported = load_agenda(path, existing)
+        await usecases.import_agenda(
+            self.store,
+            meeting_id,
+            defined_meeting=imported.meeting,
+            sessions=imported.sessions,
+            deadlines=imported.deadlines,
+            source=str(path),
+        )
+        return imported
+
+    async def publish(self, meeting_id: MeetingId, comment: str = "") -> AgendaVersion:
+        return await usecases.publish_agenda(
+            self.store, meeting_id, self.render, now=datetime.now(UTC).replace(microsecond=0), comment=comment
+        )
+
+    async def seed(self) -> list[AgendaVersion]:
+        """Import and publish the configured meetings that have no published version yet."""
+        published = []
+        known = await self.store.latest_version_numbers()
+        for raw in self.settings.meetings.seed:
+            path = Path(raw)
+            imported = load_agenda(path, None)
+            if imported.meeting is None:
+                raise NotFound(f"{path}: a seed file must define its meeting in a 'meeting:' block")
+            if imported.meeting.id in known:
+                continue
+            await self.import_file(imported.meeting.id, path)
+            published.append(await self.publish(imported.meeting.id, comment=f"imported from {path.name}"))
+            log.info("seeded meeting", extra={"meeting": imported.meeting.id, "file": str(path)})
+        return published
+
+
+@asynccontextmanager
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    store = await open_store(settings.database_url(), migrate=True)
+    try:
+        yield Services(settings, store)
+    finally:
+        await store.close()
+
+
+async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | None = None) -> None:
+    """Run the web server (and, in later issues, the bots) until SIGINT/SIGTERM or `stop`."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    async with AsyncExitStack() as stack:
+        svc = await stack.enter_async_context(services(settings))
+        if seed:
+            await svc.seed()
+        snapshots = Snapshots(svc.store, settings.meetings.poll_seconds)
+        await snapshots.start()
+        stack.push_async_callback(snapshots.stop)
+        app = create_app(snapshots, WebOptions(settings.server.public_url, settings.server.max_body_bytes))
+        runner = web.AppRunner(app, access_log=logging.getLogger("floorbridge.access"), handle_signals=False)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_port=True)
+        await site.start()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+            stack.callback(loop.remove_signal_handler, sig)
+        log.info(
+            "serving",
+            extra={"url": f"http://{settings.server.host}:{settings.server.port}", "meetings": len(snapshots.meetings)},
+        )
+        await stop.wait()
+        log.info("stopping")

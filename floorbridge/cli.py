@@ -1,0 +1,169 @@
+"""Command line: `python run.py --help`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from floorbridge.adapters.logs import configure_logging
+from floorbridge.adapters.settings import Settings, describe, load_settings
+from floorbridge.adapters.storage import upgrade
+from floorbridge.app import Services, serve, services
+from floorbridge.core import codec
+from floorbridge.core.errors import FloorbridgeError, InvalidInput, NothingToPublish
+from floorbridge.core.ids import MeetingId
+
+DEFAULT_CONFIG = "config/floorbridge.yaml"
+
+
+def _config_path(arg: str | None) -> Path | None:
+    chosen = arg or os.environ.get("FLOORBRIDGE_CONFIG")
+    if chosen:
+        return Path(chosen)
+    return Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).exists() else None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = _config_path(args.config)
+    if path is None:
+        return load_settings(Path(os.devnull))
+    if not path.exists():
+        raise InvalidInput([], source=f"{path}: no such configuration file")
+    return load_settings(path)
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [s for s in settings.secret_values() if s]
+
+
+async def _with_services(settings: Settings, job: Callable[[Services], Awaitable[int]]) -> int:
+    async with services(settings) as svc:
+        return await job(svc)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(serve(settings, seed=not args.no_seed))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    asyncio.run(upgrade(settings.database_url()))
+    print("database is at the latest schema")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    checked = load_settings(Path(args.file))
+    print(f"{args.file}: OK")
+    print(describe(checked))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    async def job(svc: Services) -> int:
+        imported = await svc.import_file(MeetingId(args.meeting), Path(args.file))
+        print(f"{args.file}: imported {len(imported.sessions)} session(s) into the working copy of {args.meeting}")
+        for w in imported.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        if args.publish:
+            version = await svc.publish(MeetingId(args.meeting), args.comment or "")
+            print(f"published version {version.number} with {len(version.changes)} change(s)")
+        return 0
+
+    return asyncio.run(_with_services(settings, job))
+
+
+def _print_changes(version_number: int, changes: dict[str, object]) -> None:
+    print(json.dumps(changes, indent=2, ensure_ascii=False))
+
+
+def cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    async def job(svc: Services) -> int:
+        try:
+            version = await svc.publish(MeetingId(args.meeting), args.comment or "")
+        except NothingToPublish as e:
+            print(str(e), file=sys.stderr)
+            return 1
+        print(f"published version {version.number} of {args.meeting} with {len(version.changes)} change(s)")
+        for c in version.changes:
+            print(f"  {c.kind.value:<20} {c.subject}: {c.title}")
+        return 0
+
+    return asyncio.run(_with_services(settings, job))
+
+
+def cmd_changelog(args: argparse.Namespace, settings: Settings) -> int:
+    async def job(svc: Services) -> int:
+        meeting = MeetingId(args.meeting)
+        if args.version is None:
+            version = await svc.store.latest_version(meeting)
+            if version is None:
+                print(f"meeting {meeting} has no published version", file=sys.stderr)
+                return 1
+        else:
+            version = await svc.store.get_version(meeting, args.version)
+        _print_changes(version.number, codec.changeset_to_dict(version.changes))
+        return 0
+
+    return asyncio.run(_with_services(settings, job))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="run.py", description="floorbridge: meetings into chats and calendars")
+    p.add_argument("--config", help=f"configuration file (default: $FLOORBRIDGE_CONFIG, else {DEFAULT_CONFIG} "
+                                    "if present, else built-in defaults)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the web server and feeds (migrates and seeds the demo meetings)")
+    s.add_argument("--no-seed", action="store_true", help="do not import the configured seed meetings")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("migrate", help="apply database migrations")
+    s.set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("check-config", help="validate a configuration file and print a summary (no secrets)")
+    s.add_argument("file")
+    s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("import-agenda", help="replace a meeting's working copy with an agenda file "
+                                             "(.yaml, .csv, .ics, frab .xml); all or nothing")
+    s.add_argument("meeting")
+    s.add_argument("file")
+    s.add_argument("--publish", action="store_true", help="publish a new version right after importing")
+    s.add_argument("--comment", help="comment for the published version")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("publish", help="freeze the working copy as the next numbered version")
+    s.add_argument("meeting")
+    s.add_argument("--comment", help="what changed and why, shown in the changelog")
+    s.set_defaults(func=cmd_publish)
+
+    s = sub.add_parser("changelog", help="print the changes a version made (JSON)")
+    s.add_argument("meeting")
+    s.add_argument("version", nargs="?", type=int, help="version number (default: the latest)")
+    s.set_defaults(func=cmd_changelog)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = (
+            load_settings(Path(os.devnull)) if args.command == "check-config" else _settings(args)
+        )
+        configure_logging(settings.logging.level, settings.logging.format, _secrets(settings))
+        code: int = args.func(args, settings)
+        return code
+    except InvalidInput as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except FloorbridgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
