@@ -1,1 +1,16 @@
-"""adapters/storage"""
+"""SQLAlchemy 2 async storage (SQLite with aiosqlite, PostgreSQL with asyncpg) and its Alembic migrations."""
+
+from .engine import create_engine
+from .migrate import current_revision, head_revision, upgrade, upgrade_sync
+from .repository import SchemaOutOfDate, SqlAgendaStore, open_store
+
+__all__ = [
+    "SchemaOutOfDate",
+    "SqlAgendaStore",
+    "create_engine",
+    "current_revision",
+    "head_revision",
+    "open_store",
+    "upgrade",
+    "upgrade_sync",
+]

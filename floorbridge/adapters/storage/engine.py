@@ -1,0 +1,97 @@
+"""Async engines for the two supported backends: SQLite (aiosqlite, WAL) and PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from floorbridge.core.errors import InvalidInput, Problem
+
+SQLITE = "sqlite+aiosqlite"
+POSTGRES = "postgresql+asyncpg"
+_DRIVERS = {"sqlite": SQLITE, SQLITE: SQLITE, "postgresql": POSTGRES, "postgres": POSTGRES, POSTGRES: POSTGRES}
+
+# Execution option read by the SQLite "begin" hook: a writer takes the write lock at BEGIN, so it
+# waits (busy_timeout) for another writer instead of failing when it upgrades a stale read snapshot.
+_WRITE = "floorbridge_write"
+
+
+def parse_url(url: str) -> URL:
+    """`url` with its async driver filled in; InvalidInput for anything but SQLite or PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInput([Problem("database url", f"cannot be parsed: {exc}")]) from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise InvalidInput(
+            [
+                Problem(
+                    "database url",
+                    f"driver {parsed.drivername!r} is not supported; "
+                    "use sqlite+aiosqlite:///path/to/file.db or postgresql+asyncpg://user@host/db",
+                )
+            ]
+        )
+    return parsed.set(drivername=driver)
+
+
+def is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or (url.database or "").startswith("file::memory:")
+
+
+def create_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False) -> AsyncEngine:
+    """An engine for `url`. For SQLite the parent directory is created and every connection gets
+    WAL, synchronous=NORMAL, foreign_keys=ON and busy_timeout."""
+    parsed = parse_url(url)
+    if parsed.drivername == POSTGRES:
+        return create_async_engine(parsed, echo=echo, pool_pre_ping=True)
+    if not is_memory(parsed):
+        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(parsed, echo=echo)
+    _configure_sqlite(engine, busy_timeout_ms, wal=not is_memory(parsed))
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, wal: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own implicit BEGIN is switched off; the "begin" hook below emits ours.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a write transaction: committed on success, rolled back on any exception."""
+    async with engine.connect() as conn:
+        await conn.execution_options(**{_WRITE: True})
+        async with conn.begin():
+            yield conn
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a read transaction, so several queries see one snapshot."""
+    async with engine.connect() as conn, conn.begin():
+        yield conn

@@ -1,0 +1,402 @@
+"""SqlAgendaStore: floorbridge.core.ports.AgendaStore on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields, is_dataclass, replace
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from floorbridge.core.agenda import Session
+from floorbridge.core.codec import (
+    changeset_from_dict,
+    changeset_to_dict,
+    deadline_from_dict,
+    deadline_to_dict,
+    meeting_from_dict,
+    meeting_to_dict,
+    session_from_dict,
+    session_to_dict,
+)
+from floorbridge.core.deadline import Deadline
+from floorbridge.core.errors import ConcurrentChange, FloorbridgeError, InvalidInput, NotFound, Problem
+from floorbridge.core.ids import MeetingId
+from floorbridge.core.meeting import Meeting
+from floorbridge.core.ports import RenderedFeed, VersionSummary, WorkingCopy
+from floorbridge.core.versions import AgendaVersion, PublishedSession
+
+from .engine import create_engine, reading, writing
+from .migrate import current_revision_of, head_revision, upgrade_engine
+from .tables import (
+    meetings,
+    rendered_feeds,
+    version_deadlines,
+    version_sessions,
+    versions,
+    working_copy_meta,
+    working_deadlines,
+    working_sessions,
+)
+
+T = TypeVar("T")
+
+
+class SchemaOutOfDate(FloorbridgeError):
+    """The database has not been migrated to the revision this code needs."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlAgendaStore:
+    """Every method runs in its own transaction; the writers are all-or-nothing."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> SqlAgendaStore:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # meetings
+
+    async def upsert_meeting(self, meeting: Meeting) -> None:
+        async with writing(self._engine) as conn:
+            await _put_meeting(conn, meeting, self._clock())
+
+    async def get_meeting(self, meeting_id: MeetingId) -> Meeting:
+        async with reading(self._engine) as conn:
+            data = (await conn.execute(select(meetings.c.data).where(meetings.c.id == meeting_id))).scalar()
+        if data is None:
+            raise NotFound(f"meeting {meeting_id!r} does not exist")
+        return meeting_from_dict(data)
+
+    async def list_meetings(self) -> list[Meeting]:
+        """All meetings, earliest first (then by id)."""
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(select(meetings.c.data))).scalars().all()
+        return sorted((meeting_from_dict(d) for d in rows), key=lambda m: (m.start_date, m.id))
+
+    # working copy
+
+    async def replace_working_copy(
+        self,
+        meeting_id: MeetingId,
+        sessions: Sequence[Session],
+        deadlines: Sequence[Deadline] | None,
+        meeting: Meeting | None = None,
+    ) -> None:
+        problems: list[Problem] = []
+        if meeting is not None and meeting.id != meeting_id:
+            problems.append(Problem("meeting.id", f"{meeting.id!r} is not the working copy's meeting {meeting_id!r}"))
+        sessions = [_in_utc(s, f"session {s.id}", problems) for s in sessions]
+        if deadlines is not None:
+            deadlines = [_in_utc(d, f"deadline {d.id}", problems) for d in deadlines]
+        if problems:
+            raise InvalidInput(problems)
+        session_rows = [
+            {"meeting_id": meeting_id, "session_id": s.id, "position": i, "data": session_to_dict(s)}
+            for i, s in enumerate(sessions)
+        ]
+        deadline_rows = [
+            {"meeting_id": meeting_id, "deadline_id": d.id, "position": i, "data": deadline_to_dict(d)}
+            for i, d in enumerate(deadlines or ())
+        ]
+        now = self._clock()
+        try:
+            async with writing(self._engine) as conn:
+                if meeting is not None:
+                    await _put_meeting(conn, meeting, now)
+                else:
+                    await _require_meeting(conn, meeting_id)
+                await conn.execute(delete(working_sessions).where(working_sessions.c.meeting_id == meeting_id))
+                if session_rows:
+                    await conn.execute(insert(working_sessions), session_rows)
+                if deadlines is not None:
+                    await conn.execute(delete(working_deadlines).where(working_deadlines.c.meeting_id == meeting_id))
+                    if deadline_rows:
+                        await conn.execute(insert(working_deadlines), deadline_rows)
+                await _upsert(conn, working_copy_meta, {"meeting_id": meeting_id, "updated_at": now}, ["meeting_id"])
+        except IntegrityError as exc:
+            twice = _used_twice("session", (s.id for s in sessions)) + _used_twice(
+                "deadline", (d.id for d in deadlines or ())
+            )
+            if twice:
+                raise InvalidInput(twice, source=f"working copy of {meeting_id}") from exc
+            raise
+
+    async def working_copy(self, meeting_id: MeetingId) -> WorkingCopy:
+        """The working copy; empty with updated_at None when it was never written (or no such meeting)."""
+        async with reading(self._engine) as conn:
+            updated_at = (
+                await conn.execute(
+                    select(working_copy_meta.c.updated_at).where(working_copy_meta.c.meeting_id == meeting_id)
+                )
+            ).scalar()
+            session_data = await _ordered_data(conn, working_sessions, meeting_id)
+            deadline_data = await _ordered_data(conn, working_deadlines, meeting_id)
+        return WorkingCopy(
+            sessions=tuple(session_from_dict(d) for d in session_data),
+            deadlines=tuple(deadline_from_dict(d) for d in deadline_data),
+            updated_at=updated_at,
+        )
+
+    # versions
+
+    async def latest_version(self, meeting_id: MeetingId) -> AgendaVersion | None:
+        async with reading(self._engine) as conn:
+            number = (
+                await conn.execute(select(func.max(versions.c.number)).where(versions.c.meeting_id == meeting_id))
+            ).scalar()
+            if number is None:
+                return None
+            return await _load_version(conn, meeting_id, number)
+
+    async def get_version(self, meeting_id: MeetingId, number: int) -> AgendaVersion:
+        async with reading(self._engine) as conn:
+            version = await _load_version(conn, meeting_id, number)
+            if version is None:
+                if await _meeting_exists(conn, meeting_id):
+                    raise NotFound(f"meeting {meeting_id!r} has no version {number}")
+                raise NotFound(f"meeting {meeting_id!r} does not exist (asked for its version {number})")
+        return version
+
+    async def list_versions(self, meeting_id: MeetingId) -> list[VersionSummary]:
+        """Summaries of every published version, oldest (version 1) first."""
+        query = (
+            select(versions.c.number, versions.c.published_at, versions.c.comment, versions.c.change_count)
+            .where(versions.c.meeting_id == meeting_id)
+            .order_by(versions.c.number)
+        )
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [VersionSummary(r.number, r.published_at, r.comment, r.change_count) for r in rows]
+
+    async def save_version(self, version: AgendaVersion, feeds: Mapping[str, RenderedFeed]) -> None:
+        problems: list[Problem] = []
+        version = _in_utc(version, f"version {version.number}", problems)
+        for key, feed in feeds.items():
+            if feed.key != key:
+                problems.append(Problem(f"feeds[{key!r}]", f"holds the feed keyed {feed.key!r}"))
+        feeds = {k: _in_utc(f, f"feed {k}", problems) for k, f in feeds.items()}
+        if problems:
+            raise InvalidInput(problems)
+        mid, number = version.meeting_id, version.number
+        async with writing(self._engine) as conn:
+            await _require_meeting(conn, mid)
+            try:
+                await conn.execute(
+                    insert(versions).values(
+                        meeting_id=mid,
+                        number=number,
+                        published_at=version.published_at,
+                        comment=version.comment,
+                        change_count=len(version.changes),
+                        changes=changeset_to_dict(version.changes),
+                    )
+                )
+            except IntegrityError as exc:
+                raise ConcurrentChange(
+                    f"meeting {mid!r}: version {number} already exists (published by someone else first)"
+                ) from exc
+            try:
+                await _insert_version_rows(conn, version, feeds)
+            except IntegrityError as exc:
+                twice = _used_twice("session", (p.session.id for p in version.sessions)) + _used_twice(
+                    "deadline", (d.id for d in version.deadlines)
+                )
+                if twice:
+                    raise InvalidInput(twice, source=f"version {number} of {mid}") from exc
+                raise
+
+    async def rendered_feeds(self, meeting_id: MeetingId) -> dict[str, RenderedFeed]:
+        latest = select(func.max(versions.c.number)).where(versions.c.meeting_id == meeting_id).scalar_subquery()
+        query = select(rendered_feeds).where(
+            rendered_feeds.c.meeting_id == meeting_id, rendered_feeds.c.number == latest
+        )
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return {
+            r.key: RenderedFeed(r.key, bytes(r.body), bytes(r.gzipped), r.etag, r.last_modified, r.content_type)
+            for r in sorted(rows, key=lambda r: r.key)
+        }
+
+    async def latest_version_numbers(self) -> dict[MeetingId, int]:
+        query = select(versions.c.meeting_id, func.max(versions.c.number)).group_by(versions.c.meeting_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return {MeetingId(meeting_id): int(number) for meeting_id, number in rows}
+
+
+async def open_store(url: str, *, migrate: bool = True, clock: Callable[[], datetime] = _utc_now) -> SqlAgendaStore:
+    """A store on `url`, migrated to head first unless `migrate` is False (then the schema must be current)."""
+    engine = create_engine(url)
+    try:
+        if migrate:
+            await upgrade_engine(engine)
+        else:
+            async with engine.connect() as conn:
+                current = await conn.run_sync(current_revision_of)
+            if current != head_revision():
+                raise SchemaOutOfDate(
+                    f"database {engine.url.render_as_string(hide_password=True)} is at revision {current}, "
+                    f"this code needs {head_revision()}: run the migrations"
+                )
+    except BaseException:
+        await engine.dispose()
+        raise
+    return SqlAgendaStore(engine, clock=clock)
+
+
+# helpers
+
+
+def _in_utc(obj: T, where: str, problems: list[Problem]) -> T:
+    """`obj` with every datetime in it (dataclasses and tuples, recursively) converted to UTC.
+
+    Naive datetimes are reported in `problems`: their meaning would be a guess.
+    """
+    if isinstance(obj, datetime):
+        if obj.tzinfo is None or obj.utcoffset() is None:
+            problems.append(Problem(where, f"{obj.isoformat()} has no timezone"))
+            return obj
+        return cast(T, obj.astimezone(UTC))
+    if is_dataclass(obj) and not isinstance(obj, type):
+        changed: dict[str, Any] = {}
+        for f in fields(obj):
+            before = getattr(obj, f.name)
+            after = _in_utc(before, f"{where}.{f.name}", problems)
+            if after is not before:
+                changed[f.name] = after
+        return replace(obj, **changed) if changed else obj
+    if isinstance(obj, tuple):
+        items = [_in_utc(x, f"{where}[{i}]", problems) for i, x in enumerate(obj)]
+        if any(a is not b for a, b in zip(items, obj, strict=True)):
+            return cast(T, tuple(items))
+    return obj
+
+
+def _used_twice(kind: str, ids: Iterable[str]) -> list[Problem]:
+    return [Problem(f"{kind} {i}", "id is used twice") for i, n in Counter(ids).items() if n > 1]
+
+
+async def _upsert(conn: AsyncConnection, table: Table, values: dict[str, Any], keys: list[str]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(values)
+    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in values if k not in keys})
+    await conn.execute(stmt)
+
+
+async def _put_meeting(conn: AsyncConnection, meeting: Meeting, now: datetime) -> None:
+    await _upsert(conn, meetings, {"id": meeting.id, "data": meeting_to_dict(meeting), "updated_at": now}, ["id"])
+
+
+async def _meeting_exists(conn: AsyncConnection, meeting_id: MeetingId) -> bool:
+    found = (await conn.execute(select(meetings.c.id).where(meetings.c.id == meeting_id))).scalar()
+    return found is not None
+
+
+async def _require_meeting(conn: AsyncConnection, meeting_id: MeetingId) -> None:
+    if not await _meeting_exists(conn, meeting_id):
+        raise NotFound(f"meeting {meeting_id!r} does not exist")
+
+
+async def _ordered_data(conn: AsyncConnection, table: Table, meeting_id: MeetingId) -> list[Any]:
+    query = select(table.c.data).where(table.c.meeting_id == meeting_id).order_by(table.c.position)
+    return list((await conn.execute(query)).scalars().all())
+
+
+async def _insert_version_rows(
+    conn: AsyncConnection, version: AgendaVersion, feeds: Mapping[str, RenderedFeed]
+) -> None:
+    key = {"meeting_id": version.meeting_id, "number": version.number}
+    if version.sessions:
+        await conn.execute(
+            insert(version_sessions),
+            [
+                {
+                    **key,
+                    "session_id": p.session.id,
+                    "position": i,
+                    "sequence": p.sequence,
+                    "last_modified": p.last_modified,
+                    "data": session_to_dict(p.session),
+                }
+                for i, p in enumerate(version.sessions)
+            ],
+        )
+    if version.deadlines:
+        await conn.execute(
+            insert(version_deadlines),
+            [
+                {**key, "deadline_id": d.id, "position": i, "data": deadline_to_dict(d)}
+                for i, d in enumerate(version.deadlines)
+            ],
+        )
+    if feeds:
+        await conn.execute(
+            insert(rendered_feeds),
+            [
+                {
+                    **key,
+                    "key": k,
+                    "body": f.body,
+                    "gzipped": f.gzipped,
+                    "etag": f.etag,
+                    "last_modified": f.last_modified,
+                    "content_type": f.content_type,
+                }
+                for k, f in feeds.items()
+            ],
+        )
+
+
+async def _load_version(conn: AsyncConnection, meeting_id: MeetingId, number: int) -> AgendaVersion | None:
+    row = (
+        await conn.execute(select(versions).where(versions.c.meeting_id == meeting_id, versions.c.number == number))
+    ).first()
+    if row is None:
+        return None
+    sessions = (
+        await conn.execute(
+            select(version_sessions.c.data, version_sessions.c.sequence, version_sessions.c.last_modified)
+            .where(version_sessions.c.meeting_id == meeting_id, version_sessions.c.number == number)
+            .order_by(version_sessions.c.position)
+        )
+    ).all()
+    deadlines = (
+        await conn.execute(
+            select(version_deadlines.c.data)
+            .where(version_deadlines.c.meeting_id == meeting_id, version_deadlines.c.number == number)
+            .order_by(version_deadlines.c.position)
+        )
+    ).scalars()
+    return AgendaVersion(
+        meeting_id=meeting_id,
+        number=number,
+        published_at=row.published_at,
+        comment=row.comment,
+        sessions=tuple(PublishedSession(session_from_dict(s.data), s.sequence, s.last_modified) for s in sessions),
+        deadlines=tuple(deadline_from_dict(d) for d in deadlines),
+        changes=changeset_from_dict(row.changes),
+    )

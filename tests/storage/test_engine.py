@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from floorbridge.adapters.storage import create_engine
+from floorbridge.adapters.storage.engine import parse_url
+from floorbridge.core.errors import InvalidInput
+
+
+async def test_sqlite_engine_creates_the_directory_and_sets_pragmas_on_every_connection(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "fb.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", busy_timeout_ms=4321)
+    try:
+        # Two connections at once, so the pragmas cannot come from one reused connection.
+        async with engine.connect() as first, engine.connect() as second:
+            for conn in (first, second):
+                assert (await conn.execute(text("PRAGMA journal_mode"))).scalar() == "wal"
+                assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+                assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 4321
+                assert (await conn.execute(text("PRAGMA synchronous"))).scalar() == 1  # NORMAL
+    finally:
+        await engine.dispose()
+    assert path.exists()
+
+
+def test_plain_driver_names_get_the_async_driver() -> None:
+    assert parse_url("sqlite:///x.db").drivername == "sqlite+aiosqlite"
+    assert parse_url("postgresql://u@h/db").drivername == "postgresql+asyncpg"
+    assert parse_url("postgres://u@h/db").drivername == "postgresql+asyncpg"
+
+
+def test_unsupported_database_is_refused_with_the_driver_named() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        create_engine("mysql+aiomysql://root:secret@localhost/fb")
+    (problem,) = caught.value.problems
+    assert problem.where == "database url"
+    assert "'mysql+aiomysql'" in problem.what
+    assert "secret" not in str(caught.value)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
+
+from floorbridge.adapters.storage import (
+    SchemaOutOfDate,
+    create_engine,
+    current_revision,
+    head_revision,
+    open_store,
+    upgrade,
+    upgrade_sync,
+)
+from floorbridge.adapters.storage.tables import metadata
+
+from .conftest import MEETING, TABLES
+
+pytestmark = pytest.mark.usefixtures("backend")
+
+
+async def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+    finally:
+        await engine.dispose()
+
+
+async def test_upgrade_on_an_empty_database_creates_every_table(empty_url: str) -> None:
+    assert await current_revision(empty_url) is None
+    await upgrade(empty_url)
+    assert await current_revision(empty_url) == head_revision()
+    assert await table_names(empty_url) == {*TABLES, "alembic_version"}
+
+
+async def test_upgrading_twice_is_a_no_op_and_keeps_the_data(empty_url: str) -> None:
+    async with await open_store(empty_url) as store:
+        await store.upsert_meeting(MEETING)
+    await upgrade(empty_url)
+    async with await open_store(empty_url) as store:
+        assert await store.get_meeting(MEETING.id) == MEETING
+    assert await current_revision(empty_url) == head_revision()
+
+
+def test_the_sync_helper_migrates_without_a_running_loop(empty_url: str) -> None:
+    upgrade_sync(empty_url)
+    assert asyncio.run(current_revision(empty_url)) == head_revision()
+
+
+async def test_concurrent_upgrades_of_one_database_both_succeed(empty_url: str) -> None:
+    # Several web processes starting at once must not trip over each other's CREATE TABLE.
+    await asyncio.gather(upgrade(empty_url), upgrade(empty_url), upgrade(empty_url))
+    assert await current_revision(empty_url) == head_revision()
+
+
+def _schema_differences(conn: Connection) -> list[object]:
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+async def test_the_hand_written_migration_matches_the_table_definitions(empty_url: str) -> None:
+    await upgrade(empty_url)
+    engine = create_engine(empty_url)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_schema_differences) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_opening_without_migrating_refuses_an_unmigrated_database(empty_url: str) -> None:
+    with pytest.raises(SchemaOutOfDate, match=r"revision None.*run the migrations"):
+        await open_store(empty_url, migrate=False)
+    await upgrade(empty_url)
+    async with await open_store(empty_url, migrate=False) as store:
+        assert await store.list_meetings() == []
+
+
+async def test_foreign_keys_are_enforced(empty_url: str) -> None:
+    async with await open_store(empty_url) as store, store.engine.connect() as conn:
+        with pytest.raises(Exception, match=r"(?i)foreign key"):
+            await conn.execute(
+                text("INSERT INTO working_copy_meta (meeting_id, updated_at) VALUES ('nope', CURRENT_TIMESTAMP)")
+            )
