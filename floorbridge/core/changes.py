@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from .agenda import Document, Session, SessionStatus
 from .deadline import Deadline
-from .ids import MeetingId
+from .ids import MeetingId, SessionId
 
 
 class ChangeKind(enum.StrEnum):
@@ -81,7 +81,7 @@ class ChangeSet:
         return tuple(c for c in self.changes if c.kind in kinds)
 
 
-def diff_sessions(old: Mapping[str, Session], new: Sequence[Session]) -> list[Change]:
+def diff_sessions(old: Mapping[SessionId, Session], new: Sequence[Session]) -> list[Change]:
     out: list[Change] = []
     for s in new:
         before = old.get(s.id)

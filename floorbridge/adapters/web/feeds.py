@@ -23,11 +23,14 @@ def _feed(request: web.Request, key: str) -> ServedFeed:
 
 def _respond(request: web.Request, served: ServedFeed) -> web.Response:
     headers = request.headers
+    gzip = accepts_gzip(headers.get("Accept-Encoding"))
     if not_modified(
         headers.get("If-None-Match"), headers.get("If-Modified-Since"), served.etags, served.feed.last_modified
     ):
-        return web.Response(status=304, headers=served.not_modified_headers)
-    if accepts_gzip(headers.get("Accept-Encoding")):
+        return web.Response(
+            status=304, headers=served.not_modified_gzip_headers if gzip else served.not_modified_headers
+        )
+    if gzip:
         return web.Response(body=served.feed.gzipped, headers=served.gzip_headers)
     return web.Response(body=served.feed.body, headers=served.plain_headers)
 

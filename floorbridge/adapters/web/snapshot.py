@@ -34,6 +34,7 @@ class ServedFeed:
     plain_headers: CIMultiDictProxy[str]
     gzip_headers: CIMultiDictProxy[str]
     not_modified_headers: CIMultiDictProxy[str]
+    not_modified_gzip_headers: CIMultiDictProxy[str]
 
     @classmethod
     def of(cls, feed: RenderedFeed) -> ServedFeed:
@@ -47,12 +48,13 @@ class ServedFeed:
         }
         plain = CIMultiDict({**common, "ETag": feed.etag})
         gz = CIMultiDict({**common, "ETag": gzip_etag, "Content-Encoding": "gzip"})
-        nm = CIMultiDict(
-            {"ETag": feed.etag, "Last-Modified": modified, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
-        )
+        validators = {"Last-Modified": modified, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+        # A 304 names the representation the client would have received (RFC 9110 15.4.5).
+        nm = CIMultiDict({**validators, "ETag": feed.etag})
+        nm_gz = CIMultiDict({**validators, "ETag": gzip_etag})
         return cls(
             feed, gzip_etag, (feed.etag, gzip_etag), CIMultiDictProxy(plain), CIMultiDictProxy(gz),
-            CIMultiDictProxy(nm),
+            CIMultiDictProxy(nm), CIMultiDictProxy(nm_gz),
         )
 
 
