@@ -1,0 +1,290 @@
+"""The settings schema: one frozen, strict pydantic model per section of floorbridge.yaml.
+
+Secrets are not fields: the file names the environment variables that hold them (`token_env`,
+`password_env`), and `load_settings` resolves them into private `SecretStr`s, which neither
+`repr()` nor `model_dump()` shows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+SQLITE = "sqlite+aiosqlite"
+POSTGRES = "postgresql+asyncpg"
+DRIVERS = {"sqlite": SQLITE, SQLITE: SQLITE, "postgresql": POSTGRES, "postgres": POSTGRES, POSTGRES: POSTGRES}
+
+DEFAULT_DATABASE_URL = f"{SQLITE}:///data/floorbridge.db"
+DEFAULT_SEED = ("config/meetings/wsis-2025.yaml", "config/meetings/fg-dlt-1.yaml")
+DEFAULT_ALARMS = ("P7D", "P1D", "PT2H")
+PLATFORMS = ("telegram", "discord", "matrix")
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(
+    r"^P(?:(?P<weeks>\d+)W|(?:(?P<days>\d+)D)?(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?)$"
+)
+_MATRIX_USER = re.compile(r"^@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(?::\d{1,5})?$")
+
+
+# ---------------------------------------------------------------- value checks
+
+
+def parse_duration(text: str) -> timedelta:
+    """An iCal (RFC 5545) duration such as P7D, P1W, PT2H or P1DT12H; ValueError otherwise.
+
+    Years and months are refused: their length depends on the date, and VALARM triggers cannot
+    express them either.
+    """
+    match = _DURATION.match(text)
+    if match is None or text in ("P", "PT") or text.endswith("T"):
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 duration in weeks, days, hours, minutes or seconds "
+            "(e.g. P7D, P1W, PT2H, PT30M, P1DT12H)"
+        )
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+    span = timedelta(**parts)
+    if span <= timedelta(0):
+        raise ValueError(f"{text!r} is zero; an alarm must come some time before the deadline")
+    return span
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
+def _env_name(text: str) -> str:
+    if not ENV_NAME.match(text):
+        # The value is never echoed: a token pasted here by mistake must not reach a log.
+        raise ValueError(
+            "must be the NAME of an environment variable (letters, digits and '_', not starting with a "
+            "digit), not the secret itself"
+        )
+    return text
+
+
+def url_check(schemes: tuple[str, ...], *, bare: bool = False) -> Callable[[str], str]:
+    """A validator for URLs with one of `schemes` and a host; `bare` also forbids a path ending in
+    '/', a query and a fragment (for a base that other paths are appended to)."""
+
+    def check(text: str) -> str:
+        shown = " or ".join(f"{s}://" for s in schemes)
+        try:
+            parts = urlsplit(text)
+            _ = parts.port
+        except ValueError:
+            raise ValueError(f"must be a {shown} URL (it cannot be parsed)") from None
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"must be a {shown} URL with a host, e.g. {schemes[0]}://example.org")
+        if parts.password is not None:
+            raise ValueError("must not contain a password; secrets belong in environment variables")
+        if bare and (parts.query or parts.fragment):
+            raise ValueError("must not have a query (?...) or a fragment (#...)")
+        if bare and text.endswith("/"):
+            raise ValueError(f"must not end with '/' (write {text.rstrip('/')})")
+        return text
+
+    return check
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False) if "/" in text else ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8, ::1)") from None
+
+
+def _host(text: str) -> str:
+    if not text.strip() or any(c.isspace() for c in text):
+        raise ValueError("must be a host name or IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    return text
+
+
+def _as_tuple(value: object) -> object:
+    """YAML gives lists; the frozen model keeps tuples. An empty value means an empty list."""
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def normalise_database_url(text: str) -> str:
+    """`text` with its async driver filled in (postgresql:// -> postgresql+asyncpg://,
+    sqlite:/// -> sqlite+aiosqlite:///). ValueError for other databases, unparsable URLs and
+    URLs that carry a password. Messages never repeat the URL, which may hold a secret."""
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ValueError(
+            "cannot be parsed as a database URL; use e.g. sqlite+aiosqlite:///data/floorbridge.db "
+            "or postgresql+asyncpg://user@host/dbname"
+        ) from None
+    driver = DRIVERS.get(url.drivername)
+    if driver is None:
+        raise ValueError(
+            f"database driver {url.drivername!r} is not supported; use sqlite+aiosqlite:///path/to/file.db "
+            "or postgresql+asyncpg://user@host/dbname"
+        )
+    if url.password is not None:
+        raise ValueError(
+            "contains a password; remove it from the URL and put it in the environment variable named "
+            "by database.password_env (default FLOORBRIDGE_DATABASE_PASSWORD)"
+        )
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+HttpUrl = Annotated[str, AfterValidator(url_check(("http", "https")))]
+Alarm = Annotated[str, AfterValidator(_duration)]
+IpText = Annotated[str, AfterValidator(_ip)]
+
+
+# ---------------------------------------------------------------- sections
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ServerSettings(Section):
+    host: Annotated[str, AfterValidator(_host)] = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_url: Annotated[str, AfterValidator(url_check(("http", "https"), bare=True))] = "http://127.0.0.1:8080"
+    trusted_proxies: Annotated[tuple[IpText, ...], BeforeValidator(_as_tuple)] = ()
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
+
+
+class LoggingSettings(Section):
+    level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = "INFO"
+    format: Annotated[Literal["json", "text"], BeforeValidator(_lower)] = "json"
+
+
+class DatabaseSettings(Section):
+    url: Annotated[str, AfterValidator(normalise_database_url)] = DEFAULT_DATABASE_URL
+    password_env: EnvName = "FLOORBRIDGE_DATABASE_PASSWORD"  # noqa: S105 (a variable name)
+    echo: bool = False
+    pool_size: int = Field(default=5, ge=1, le=1000)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith(SQLITE)
+
+
+class MeetingSettings(Section):
+    seed: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = DEFAULT_SEED
+    poll_seconds: float = Field(default=1.0, gt=0)
+
+
+class FeedSettings(Section):
+    refresh_minutes: int = Field(default=60, ge=5, le=1440)
+    deadline_alarms: Annotated[tuple[Alarm, ...], BeforeValidator(_as_tuple)] = DEFAULT_ALARMS
+
+    def alarm_offsets(self) -> tuple[timedelta, ...]:
+        """How long before a deadline each alarm fires (positive spans)."""
+        return tuple(parse_duration(a) for a in self.deadline_alarms)
+
+
+class TelegramSettings(Section):
+    enabled: bool = False
+    base_url: HttpUrl = "https://api.telegram.org/bot"
+    token_env: EnvName = "FLOORBRIDGE_TELEGRAM_TOKEN"  # noqa: S105 (a variable name)
+
+
+class DiscordSettings(Section):
+    enabled: bool = False
+    api_url: HttpUrl = "https://discord.com/api/v10"
+    gateway_url: Annotated[str, AfterValidator(url_check(("wss", "ws")))] = "wss://gateway.discord.gg"
+    token_env: EnvName = "FLOORBRIDGE_DISCORD_TOKEN"  # noqa: S105 (a variable name)
+
+
+class MatrixSettings(Section):
+    enabled: bool = False
+    homeserver: HttpUrl = "https://matrix.org"
+    user_id: str = Field(default="", validate_default=True)
+    token_env: EnvName = "FLOORBRIDGE_MATRIX_TOKEN"  # noqa: S105 (a variable name)
+
+    @field_validator("user_id")
+    @classmethod
+    def _user_id(cls, value: str, info: ValidationInfo) -> str:
+        if value and not _MATRIX_USER.match(value):
+            raise ValueError("must be a Matrix user id like @floorbridge:example.org")
+        if not value and info.data.get("enabled") is True:
+            raise ValueError("is required when matrix is enabled (e.g. @floorbridge:example.org)")
+        return value
+
+
+def _none_is_empty(value: object) -> object:
+    """`telegram:` with nothing under it means "all defaults", not "null"."""
+    return {} if value is None else value
+
+
+class Settings(Section):
+    server: ServerSettings = ServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    meetings: MeetingSettings = MeetingSettings()
+    feeds: FeedSettings = FeedSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    discord: DiscordSettings = DiscordSettings()
+    matrix: MatrixSettings = MatrixSettings()
+
+    # Resolved at load from the environment: "database", "telegram", "discord", "matrix".
+    _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any) -> Any:
+        return _none_is_empty(value)
+
+    def secret(self, name: str) -> SecretStr | None:
+        """The secret for "database" (its password), "telegram", "discord" or "matrix" (their tokens);
+        None when its environment variable was not set."""
+        if name not in ("database", *PLATFORMS):
+            raise KeyError(name)
+        return self._secrets.get(name)
+
+    def secret_values(self) -> list[str]:
+        """Every resolved secret in clear, for the log filter that redacts them."""
+        return [s.get_secret_value() for s in self._secrets.values()]
+
+    def database_url(self) -> str:
+        """The URL to connect with: database.url with the password from the environment merged in."""
+        url: URL = make_url(self.database.url)
+        password = self._secrets.get("database")
+        if password is not None and not self.database.is_sqlite:
+            url = url.set(password=password.get_secret_value())
+        return url.render_as_string(hide_password=False)
+
+    def with_secrets(self, secrets: dict[str, SecretStr]) -> Settings:
+        """A copy holding `secrets` (keys as for `secret`); what load_settings returns."""
+        unknown = set(secrets) - {"database", *PLATFORMS}
+        if unknown:
+            raise KeyError(", ".join(sorted(unknown)))
+        copy = self.model_copy()
+        copy._secrets = dict(secrets)
+        return copy

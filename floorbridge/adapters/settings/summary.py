@@ -1,0 +1,52 @@
+"""A short human summary of the settings, for `run.py check-config`. It never shows a secret."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+
+from .model import Settings
+
+
+def _secret_state(settings: Settings, name: str, env_name: str) -> str:
+    return "set" if settings.secret(name) is not None else f"not set (${env_name} is unset or empty)"
+
+
+def describe(settings: Settings) -> str:
+    s = settings
+    url = make_url(s.database_url())
+    shown_url = url.render_as_string(hide_password=True)
+    if s.database.is_sqlite:
+        where = f"SQLite file {url.database or ':memory:'} (relative paths start at the current directory)"
+        db_extra = ""
+    else:
+        where = "PostgreSQL"
+        password = _secret_state(s, "database", s.database.password_env)
+        db_extra = f", pool of {s.database.pool_size}, password: {password}"
+    proxies = ", ".join(s.server.trusted_proxies) or "none"
+    lines = [
+        f"server:    listening on {s.server.host}:{s.server.port}, public URL {s.server.public_url}, "
+        f"trusted proxies: {proxies}, request bodies up to {s.server.max_body_bytes} bytes",
+        f"logging:   {s.logging.level}, {s.logging.format}",
+        f"database:  {shown_url} — {where}{db_extra}{', echoing SQL' if s.database.echo else ''}",
+        f"meetings:  seed {', '.join(s.meetings.seed) or 'nothing'}; "
+        f"checking for new versions every {s.meetings.poll_seconds:g} s",
+        f"feeds:     clients refresh every {s.feeds.refresh_minutes} min; "
+        f"deadline alarms {', '.join(s.feeds.deadline_alarms) or 'none'} before",
+    ]
+    platforms = {
+        "telegram": (s.telegram.enabled, s.telegram.token_env, f"API {s.telegram.base_url}"),
+        "discord": (
+            s.discord.enabled,
+            s.discord.token_env,
+            f"API {s.discord.api_url}, gateway {s.discord.gateway_url}",
+        ),
+        "matrix": (
+            s.matrix.enabled,
+            s.matrix.token_env,
+            f"homeserver {s.matrix.homeserver} as {s.matrix.user_id or '(no user_id)'}",
+        ),
+    }
+    for name, (enabled, env_name, where_to) in platforms.items():
+        state = f"enabled, {where_to}, token: {_secret_state(s, name, env_name)}" if enabled else "disabled"
+        lines.append(f"{name + ':':<10} {state}")
+    return "\n".join(lines)
