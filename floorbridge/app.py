@@ -41,6 +41,7 @@ class Services:
             version,
             base_url=self.settings.server.public_url,
             refresh_minutes=self.settings.feeds.refresh_minutes,
+            alarm_offsets=self.settings.feeds.alarm_offsets(),
         )
 
     async def import_file(self, meeting_id: MeetingId, path: Path) -> ImportedAgenda:
@@ -84,7 +85,12 @@ class Services:
 
 @asynccontextmanager
 async def services(settings: Settings) -> AsyncIterator[Services]:
-    store = await open_store(settings.database_url(), migrate=True)
+    store = await open_store(
+        settings.database_url(),
+        migrate=True,
+        echo=settings.database.echo,
+        pool_size=settings.database.pool_size,
+    )
     try:
         yield Services(settings, store)
     finally:

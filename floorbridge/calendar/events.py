@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -121,16 +122,38 @@ def session_event(meeting: Meeting, published: PublishedSession, *, stamp: datet
     return Placed(s.start, uid, ev)
 
 
-# Reminders before a deadline. For an all-day deadline RFC 5545 makes a relative TRIGGER count
-# from DTSTART, i.e. local midnight of the due day in the subscriber's own zone: -P1D would
-# ring at midnight. The all-day triggers therefore end at 09:00 (-PT15H is 09:00 the day
-# before), the way Apple Calendar encodes "1 day before at 09:00". Timed deadlines count back
-# whole days from the due time.
-_TIMED_ALARMS = ((timedelta(days=-7), "in 7 days"), (timedelta(days=-1), "in 1 day"))
-_ALL_DAY_ALARMS = (
-    (timedelta(days=-7) + timedelta(hours=9), "in 7 days"),
-    (timedelta(days=-1) + timedelta(hours=9), "tomorrow"),
-)
+# Reminders before a deadline, as offsets before it (settings: feeds.deadline_alarms).
+DEFAULT_ALARM_OFFSETS = (timedelta(days=7), timedelta(days=1), timedelta(hours=2))
+
+# For an all-day deadline RFC 5545 makes a relative TRIGGER count from DTSTART, i.e. local
+# midnight of the due day in the subscriber's own zone: -P1D would ring at midnight. All-day
+# reminders therefore ring at 09:00 (-PT15H is 09:00 the day before), the way Apple Calendar
+# encodes "1 day before at 09:00": an offset of N whole days rings at 09:00 N days before, an
+# offset under a day at 09:00 on the day itself. Timed deadlines count back exactly.
+_ALL_DAY_REMINDER_AT = timedelta(hours=9)
+
+
+def _ahead(span: timedelta) -> str:
+    days, seconds = span.days, span.seconds
+    hours, minutes = seconds // 3600, seconds % 3600 // 60
+    parts = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+    words = [f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n]
+    return "in " + " ".join(words) if words else "now"
+
+
+def timed_alarms(offsets: Iterable[timedelta]) -> list[tuple[timedelta, str]]:
+    """TRIGGERs relative to a timed deadline, earliest first, each with what it announces."""
+    return [(-o, _ahead(o)) for o in sorted(set(offsets), reverse=True)]
+
+
+def all_day_alarms(offsets: Iterable[timedelta]) -> list[tuple[timedelta, str]]:
+    """TRIGGERs relative to the start of an all-day deadline's day, at 09:00 local time."""
+    out: list[tuple[timedelta, str]] = []
+    for days in sorted({o.days for o in offsets}, reverse=True):
+        when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+        out.append((_ALL_DAY_REMINDER_AT - timedelta(days=days), when))
+    return out
+
 
 DEADLINE_PREFIX = "Deadline: "
 
@@ -164,7 +187,14 @@ def deadline_description(deadline: Deadline) -> str:
     return "\n\n".join(blocks)
 
 
-def deadline_event(meeting: Meeting, deadline: Deadline, *, stamp: datetime, sequence: int) -> Placed:
+def deadline_event(
+    meeting: Meeting,
+    deadline: Deadline,
+    *,
+    stamp: datetime,
+    sequence: int,
+    alarm_offsets: Iterable[timedelta] = DEFAULT_ALARM_OFFSETS,
+) -> Placed:
     uid = deadline_uid(meeting, deadline.id)
     title = clean_text(deadline.title)
     ev = Event()
@@ -176,11 +206,11 @@ def deadline_event(meeting: Meeting, deadline: Deadline, *, stamp: datetime, seq
         # No DTEND: a date-time DTSTART alone is an instant (RFC 5545 §3.6.1), which a
         # deadline is; DTEND equal to DTSTART would be invalid.
         ev.add("DTSTART", meeting.local(due))
-        alarms = _TIMED_ALARMS
+        alarms = timed_alarms(alarm_offsets)
     else:
         ev.add("DTSTART", _date(due))
         ev.add("DTEND", _date(due) + timedelta(days=1))
-        alarms = _ALL_DAY_ALARMS
+        alarms = all_day_alarms(alarm_offsets)
     ev.add("SUMMARY", DEADLINE_PREFIX + title)
     description = deadline_description(deadline)
     if description:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
 from icalendar import Calendar, vText
@@ -22,7 +22,7 @@ from floorbridge.core.meeting import Meeting, zone
 from floorbridge.core.ports import RenderedFeed
 from floorbridge.core.versions import AgendaVersion, PublishedSession
 
-from .events import Placed, clean_text, deadline_event, deadline_sequence, session_event
+from .events import DEFAULT_ALARM_OFFSETS, Placed, clean_text, deadline_event, deadline_sequence, session_event
 from .vtimezone import vtimezone
 
 PRODID = "-//floorbridge//floorbridge {}//EN".format(".".join(__version__.split(".")[:2]))
@@ -45,17 +45,21 @@ def build_calendar(
     description: str = "",
     source_url: str = "",
     refresh_minutes: int = 60,
+    alarm_offsets: Sequence[timedelta] = DEFAULT_ALARM_OFFSETS,
 ) -> Calendar:
     """A VCALENDAR of `sessions` and `deadlines` as published in `version`.
 
-    `source_url` is the feed's own absolute URL (RFC 7986 SOURCE), "" to leave it out.
+    `source_url` is the feed's own absolute URL (RFC 7986 SOURCE), "" to leave it out;
+    `alarm_offsets` say how long before each deadline its reminders ring.
     """
     if refresh_minutes < 1:
         raise InvalidInput([Problem("refresh_minutes", f"must be at least 1, not {refresh_minutes}")])
     stamp = version.published_at.astimezone(UTC)
     placed = [session_event(meeting, p, stamp=stamp) for p in sessions]
     sequence = deadline_sequence(version.number)
-    placed += [deadline_event(meeting, d, stamp=stamp, sequence=sequence) for d in deadlines]
+    placed += [
+        deadline_event(meeting, d, stamp=stamp, sequence=sequence, alarm_offsets=alarm_offsets) for d in deadlines
+    ]
     placed.sort(key=lambda p: (p.start, p.uid))
 
     cal = Calendar()
@@ -63,14 +67,16 @@ def build_calendar(
     cal.add("VERSION", "2.0")
     cal.add("CALSCALE", "GREGORIAN")
     cal.add("METHOD", "PUBLISH")
-    name = clean_text(name)
+    # icalendar escapes only the properties it knows as TEXT; NAME (RFC 7986) and the X-WR-*
+    # ones are unknown to it, so they are given as vText to get commas, semicolons and newlines escaped.
+    name = " ".join(clean_text(name).split())
     description = clean_text(description)
-    cal.add("NAME", name)
-    cal.add("X-WR-CALNAME", name)
+    cal.add("NAME", vText(name))
+    cal.add("X-WR-CALNAME", vText(name))
     if description:
         cal.add("DESCRIPTION", description)
-        cal.add("X-WR-CALDESC", description)
-    cal.add("X-WR-TIMEZONE", meeting.timezone)
+        cal.add("X-WR-CALDESC", vText(description))
+    cal.add("X-WR-TIMEZONE", vText(meeting.timezone))
     # Written as minutes, as given: PT60M is as valid a DURATION as PT1H and says what was set.
     every = f"PT{refresh_minutes}M"
     cal.add("REFRESH-INTERVAL", vText(every), parameters={"VALUE": "DURATION"})
@@ -140,7 +146,12 @@ def _description(meeting: Meeting, version: AgendaVersion, what: str) -> str:
 
 
 def render_feeds(
-    meeting: Meeting, version: AgendaVersion, *, base_url: str, refresh_minutes: int = 60
+    meeting: Meeting,
+    version: AgendaVersion,
+    *,
+    base_url: str,
+    refresh_minutes: int = 60,
+    alarm_offsets: Sequence[timedelta] = DEFAULT_ALARM_OFFSETS,
 ) -> dict[str, RenderedFeed]:
     """Every public feed of `version`: "all", "tracks/<slug>" per track, and "deadlines"."""
     base = base_url.rstrip("/")
@@ -156,6 +167,7 @@ def render_feeds(
             description=_description(meeting, version, what),
             source_url=base + feed_path(meeting.id, key) if base else "",
             refresh_minutes=refresh_minutes,
+            alarm_offsets=alarm_offsets,
         )
         return rendered(key, to_bytes(cal), version.published_at)
 
@@ -179,6 +191,7 @@ def render_personal_feed(
     name: str,
     source_url: str = "",
     refresh_minutes: int = 60,
+    alarm_offsets: Sequence[timedelta] = DEFAULT_ALARM_OFFSETS,
 ) -> bytes:
     """A feed of the chosen sessions (ids not in `version` are skipped), with the deadlines if asked."""
     wanted = set(session_ids)
@@ -192,6 +205,7 @@ def render_personal_feed(
         description=_description(meeting, version, "Personal selection from"),
         source_url=source_url,
         refresh_minutes=refresh_minutes,
+        alarm_offsets=alarm_offsets,
     )
     return to_bytes(cal)
 

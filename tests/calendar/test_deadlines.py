@@ -60,8 +60,10 @@ def test_deadline_properties(meeting: Meeting, v1: AgendaVersion) -> None:
 
 def test_reminders_in_every_parser(meeting: Meeting, v1: AgendaVersion) -> None:
     body = body_of(meeting, v1)
-    whole_day = [timedelta(days=-6, hours=-15), timedelta(hours=-15)]  # 09:00 a week and a day before
-    timed = [timedelta(days=-7), timedelta(days=-1)]
+    # The defaults, 7 days, 1 day and 2 hours before: a whole-day deadline rings at 09:00 a week
+    # before, the day before and on the day; a timed one exactly that long before.
+    whole_day = [timedelta(days=-6, hours=-15), timedelta(hours=-15), timedelta(hours=9)]
+    timed = [timedelta(days=-7), timedelta(days=-1), timedelta(hours=-2)]
 
     events = {str(e["UID"]): e for e in icalendar.Calendar.from_ical(body).events}
     for key, expected in ((REGISTRATION, whole_day), (SLOTS, timed)):
@@ -83,8 +85,34 @@ def test_whole_day_reminder_rings_at_nine_the_day_before(meeting: Meeting, v1: A
     body = body_of(meeting, v1)
     registration = next(e for e in icalendar.Calendar.from_ical(body).events if e["UID"] == REGISTRATION)
     start = registration.decoded("DTSTART")
-    last = registration.walk("VALARM")[-1].decoded("TRIGGER")
-    assert datetime.combine(start, datetime.min.time()) + last == datetime(2025, 10, 9, 9, 0)
+    rings = [datetime.combine(start, datetime.min.time()) + a.decoded("TRIGGER") for a in registration.walk("VALARM")]
+    assert rings == [datetime(2025, 10, 3, 9, 0), datetime(2025, 10, 9, 9, 0), datetime(2025, 10, 10, 9, 0)]
+    assert [str(a["DESCRIPTION"]) for a in registration.walk("VALARM")] == [
+        "Deadline: Online registration closes (in 7 days)",
+        "Deadline: Online registration closes (tomorrow)",
+        "Deadline: Online registration closes (today)",
+    ]
+
+
+def test_configured_reminder_offsets(meeting: Meeting, v1: AgendaVersion) -> None:
+    offsets = (timedelta(days=14), timedelta(hours=36), timedelta(minutes=30))
+    body = render_feeds(meeting, v1, base_url=BASE, alarm_offsets=offsets)["deadlines"].body
+    events = {str(e["UID"]): e for e in icalendar.Calendar.from_ical(body).events}
+    timed = events[SLOTS].walk("VALARM")
+    assert [a.decoded("TRIGGER") for a in timed] == [-o for o in offsets]
+    assert [str(a["DESCRIPTION"]).rsplit("(", 1)[1] for a in timed] == [
+        "in 14 days)", "in 1 day 12 hours)", "in 30 minutes)"
+    ]
+    # Whole days count for a whole-day deadline: 36 hours rings at 09:00 the day before.
+    whole_day = events[REGISTRATION].walk("VALARM")
+    assert [a.decoded("TRIGGER") for a in whole_day] == [
+        timedelta(days=-14, hours=9), timedelta(days=-1, hours=9), timedelta(hours=9)
+    ]
+
+
+def test_no_reminders_when_none_are_configured(meeting: Meeting, v1: AgendaVersion) -> None:
+    body = render_feeds(meeting, v1, base_url=BASE, alarm_offsets=())["deadlines"].body
+    assert b"BEGIN:VALARM" not in body
 
 
 def test_sequence_never_goes_down_across_versions(meeting: Meeting, scenario: Scenario,

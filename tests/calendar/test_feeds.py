@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import icalendar
 import pytest
+import vobject
 
 from floorbridge.calendar.feeds import render_feeds
 from floorbridge.core.errors import InvalidInput
@@ -17,7 +18,7 @@ from floorbridge.core.ids import SessionId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.versions import AgendaVersion
 
-from .conftest import PUBLISHED_V1, Seen, uid
+from .conftest import PUBLISHED_V1, Seen, make_meeting, uid
 
 BASE = "https://floorbridge.example.org"
 
@@ -136,7 +137,6 @@ def test_session_event_details(meeting: Meeting, v1: AgendaVersion) -> None:
 def test_without_any_remote_link_the_event_points_at_the_meeting(v1: AgendaVersion) -> None:
     from floorbridge.core.meeting import RemoteParticipation
 
-    from .conftest import make_meeting
 
     meeting = make_meeting(remote=RemoteParticipation())
     body = render_feeds(meeting, v1, base_url=BASE)["all"].body
@@ -196,3 +196,19 @@ def test_source_is_where_the_web_adapter_serves_the_feed(meeting: Meeting, v1: A
 
     for key, feed in render_feeds(meeting, v1, base_url=BASE).items():
         assert str(calendar(feed.body)["SOURCE"]) == feed_links(BASE, meeting.id, key)["https"]
+
+
+def test_a_multi_line_meeting_description_and_a_name_with_commas_are_escaped(v1: AgendaVersion) -> None:
+    meeting = make_meeting(
+        title="WSIS+20, High-Level Event; Geneva",
+        description="Hybrid meeting.\nRemote delegates register first,\nthen join from the link.",
+    )
+    body = render_feeds(meeting, v1, base_url=BASE)["all"].body
+    assert b"X-WR-CALNAME:WSIS+20\\, High-Level Event\\; Geneva" in lines(body)
+    # X- properties are TEXT by default (RFC 5545 §3.8.8.2) and NAME is TEXT (RFC 7986); icalendar
+    # reads unknown properties raw, vobject unescapes them as a calendar client does.
+    assert str(calendar(body)["DESCRIPTION"]).endswith("Remote delegates register first,\nthen join from the link.")
+    parsed = vobject.readOne(body.decode("utf-8"))
+    assert parsed.contents["x-wr-caldesc"][0].value == str(calendar(body)["DESCRIPTION"])
+    assert parsed.contents["x-wr-calname"][0].value == "WSIS+20, High-Level Event; Geneva"
+    assert parsed.contents["name"][0].value == "WSIS+20, High-Level Event; Geneva"

@@ -39,7 +39,7 @@ def test_first_version_adds_everything(meeting: Meeting, v1_sessions: list) -> N
 def test_changelog_lists_every_kind_of_change_with_old_and_new(meeting: Meeting, v1_sessions: list) -> None:
     deadline = Deadline(DeadlineId("reg"), DeadlineKind.REGISTRATION, "Registration", date(2025, 10, 10))
     v1 = publish(meeting.id, None, v1_sessions, [deadline], now=NOW1)
-    opening, wg1, wg2, closing = v1_sessions
+    opening, wg1, wg2, _closing = v1_sessions
     moved = make_session(meeting, "wg2", 25, "09:30", "12:30", room="K", track="WG2")
     working = [
         replace(opening, title="Opening and welcome"),
@@ -82,7 +82,10 @@ def test_changelog_lists_every_kind_of_change_with_old_and_new(meeting: Meeting,
 
     # subscribers of a track get only its changes (and deadline changes)
     wg2_only = v2.changes.for_tracks({"WG2"})
-    assert {(c.kind, c.subject) for c in wg2_only} == {(ChangeKind.MOVED_TIME, "wg2"), (ChangeKind.DEADLINE_MOVED, "reg")}
+    assert {(c.kind, c.subject) for c in wg2_only} == {
+        (ChangeKind.MOVED_TIME, "wg2"),
+        (ChangeKind.DEADLINE_MOVED, "reg"),
+    }
 
 
 def test_unchanged_sessions_keep_sequence_and_modified_time(meeting: Meeting, v1_sessions: list) -> None:

@@ -39,3 +39,17 @@ def test_unsupported_database_is_refused_with_the_driver_named() -> None:
     assert problem.where == "database url"
     assert "'mysql+aiomysql'" in problem.what
     assert "secret" not in str(caught.value)
+
+
+@pytest.mark.postgres
+async def test_postgres_engine_keeps_the_configured_pool(shared_pg_url: str) -> None:
+    engine = create_engine(shared_pg_url, pool_size=2)
+    try:
+        async with engine.connect() as first, engine.connect() as second, engine.connect() as third:
+            for conn in (first, second, third):
+                assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+        # Three were open at once (two kept, one overflow); only the configured two are kept.
+        assert engine.pool.size() == 2  # type: ignore[attr-defined]
+        assert engine.pool.checkedin() == 2  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()

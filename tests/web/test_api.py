@@ -31,7 +31,8 @@ async def test_versions_and_changelog(served: Served) -> None:
     moved = replace(V1[0], room="Room C")
     await served.publish([moved, *V1[1:]], datetime(2017, 9, 5, 8, 0, tzinfo=UTC))
     versions = await (await served.client.get("/api/v1/meetings/fg-dlt-1/versions")).json()
-    assert [(v["number"], v["change_count"]) for v in versions["versions"]] == [(1, 4), (2, 1)]  # v1: three sessions and the visa deadline added
+    # v1 added three sessions and the visa deadline
+    assert [(v["number"], v["change_count"]) for v in versions["versions"]] == [(1, 4), (2, 1)]
     v2 = await (await served.client.get("/api/v1/meetings/fg-dlt-1/versions/2")).json()
     assert v2["changelog"]["changes"] == [
         {"kind": "moved-room", "subject": "opening", "title": "Session opening", "old": "Popov", "new": "Room C",

@@ -107,7 +107,7 @@ async def test_unknown_meeting_and_track_are_404_with_a_reason(served: Served) -
 async def test_storage_failure_keeps_the_last_good_version_served(served: Served) -> None:
     await served.store.close()
     for suffix in ("", "-wal", "-shm"):
-        Path(f"{served.db}{suffix}").unlink(missing_ok=True)
+        Path(f"{served.db}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 - test set-up
     with pytest.raises(Exception, match="no such table"):
         await served.snapshots.refresh()
     r = await served.client.get(URL)

@@ -7,7 +7,6 @@ Secrets are not fields: the file names the environment variables that hold them 
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -105,13 +104,6 @@ def url_check(schemes: tuple[str, ...], *, bare: bool = False) -> Callable[[str]
     return check
 
 
-def _ip(text: str) -> str:
-    try:
-        return str(ipaddress.ip_network(text, strict=False) if "/" in text else ipaddress.ip_address(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IP address or network (e.g. 10.0.0.1, 10.0.0.0/8, ::1)") from None
-
-
 def _host(text: str) -> str:
     if not text.strip() or any(c.isspace() for c in text):
         raise ValueError("must be a host name or IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
@@ -161,7 +153,6 @@ def normalise_database_url(text: str) -> str:
 EnvName = Annotated[str, AfterValidator(_env_name)]
 HttpUrl = Annotated[str, AfterValidator(url_check(("http", "https")))]
 Alarm = Annotated[str, AfterValidator(_duration)]
-IpText = Annotated[str, AfterValidator(_ip)]
 
 
 # ---------------------------------------------------------------- sections
@@ -175,7 +166,6 @@ class ServerSettings(Section):
     host: Annotated[str, AfterValidator(_host)] = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     public_url: Annotated[str, AfterValidator(url_check(("http", "https"), bare=True))] = "http://127.0.0.1:8080"
-    trusted_proxies: Annotated[tuple[IpText, ...], BeforeValidator(_as_tuple)] = ()
     max_body_bytes: int = Field(default=1 << 20, ge=1)
 
 

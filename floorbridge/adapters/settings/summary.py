@@ -22,10 +22,9 @@ def describe(settings: Settings) -> str:
         where = "PostgreSQL"
         password = _secret_state(s, "database", s.database.password_env)
         db_extra = f", pool of {s.database.pool_size}, password: {password}"
-    proxies = ", ".join(s.server.trusted_proxies) or "none"
     lines = [
         f"server:    listening on {s.server.host}:{s.server.port}, public URL {s.server.public_url}, "
-        f"trusted proxies: {proxies}, request bodies up to {s.server.max_body_bytes} bytes",
+        f"request bodies up to {s.server.max_body_bytes} bytes",
         f"logging:   {s.logging.level}, {s.logging.format}",
         f"database:  {shown_url} — {where}{db_extra}{', echoing SQL' if s.database.echo else ''}",
         f"meetings:  seed {', '.join(s.meetings.seed) or 'nothing'}; "

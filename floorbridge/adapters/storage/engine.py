@@ -47,12 +47,13 @@ def is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or (url.database or "").startswith("file::memory:")
 
 
-def create_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False) -> AsyncEngine:
+def create_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     """An engine for `url`. For SQLite the parent directory is created and every connection gets
-    WAL, synchronous=NORMAL, foreign_keys=ON and busy_timeout."""
+    WAL, synchronous=NORMAL, foreign_keys=ON and busy_timeout; `pool_size` is PostgreSQL's
+    number of kept connections (SQLite's pool is the driver's own)."""
     parsed = parse_url(url)
     if parsed.drivername == POSTGRES:
-        return create_async_engine(parsed, echo=echo, pool_pre_ping=True)
+        return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size)
     if not is_memory(parsed):
         Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(parsed, echo=echo)

@@ -248,9 +248,16 @@ class SqlAgendaStore:
         return {MeetingId(meeting_id): int(number) for meeting_id, number in rows}
 
 
-async def open_store(url: str, *, migrate: bool = True, clock: Callable[[], datetime] = _utc_now) -> SqlAgendaStore:
+async def open_store(
+    url: str,
+    *,
+    migrate: bool = True,
+    clock: Callable[[], datetime] = _utc_now,
+    echo: bool = False,
+    pool_size: int = 5,
+) -> SqlAgendaStore:
     """A store on `url`, migrated to head first unless `migrate` is False (then the schema must be current)."""
-    engine = create_engine(url)
+    engine = create_engine(url, echo=echo, pool_size=pool_size)
     try:
         if migrate:
             await upgrade_engine(engine)

@@ -15,6 +15,10 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _arr(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": _ref(name)}
+
+
 def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required or list(props)}
 
@@ -156,7 +160,6 @@ def _ics(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def openapi_document(public_url: str) -> dict[str, Any]:
-    arr = lambda name: {"type": "array", "items": _ref(name)}  # noqa: E731
     track_param = {"name": "track", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
@@ -167,10 +170,10 @@ def openapi_document(public_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": public_url}],
         "paths": {
-            "/api/v1/meetings": _ok(_obj({"meetings": arr("Meeting")}), "List meetings", []),
+            "/api/v1/meetings": _ok(_obj({"meetings": _arr("Meeting")}), "List meetings", []),
             "/api/v1/meetings/{meeting}": _ok(_ref("Meeting"), "One meeting", [_MEETING]),
             "/api/v1/meetings/{meeting}/sessions": _ok(
-                _obj({"meeting": _STR, "version": {"type": "integer"}, "sessions": arr("Session")}),
+                _obj({"meeting": _STR, "version": {"type": "integer"}, "sessions": _arr("Session")}),
                 "Sessions of a published version",
                 [
                     _MEETING,
@@ -188,7 +191,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                     {
                         "meeting": _STR,
                         "version": {"type": "integer"},
-                        "deadlines": arr("Deadline"),
+                        "deadlines": _arr("Deadline"),
                         "feed": _ref("FeedLinks"),
                     }
                 ),
@@ -196,7 +199,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
                 [_MEETING, _VERSION_Q],
             ),
             "/api/v1/meetings/{meeting}/versions": _ok(
-                _obj({"meeting": _STR, "versions": arr("VersionSummary")}), "Published versions", [_MEETING]
+                _obj({"meeting": _STR, "versions": _arr("VersionSummary")}), "Published versions", [_MEETING]
             ),
             "/api/v1/meetings/{meeting}/versions/{number}": _ok(
                 _obj(
