@@ -74,14 +74,18 @@ def free_port() -> int:
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
+    last = "no answer"
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status == 200:
                     return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
+        except urllib.error.HTTPError as e:
+            last = f"HTTP {e.code}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout}s (last: {last})")
 
 
 def build_meeting() -> tuple[Meeting, list[Session]]:
@@ -188,6 +192,7 @@ def main() -> None:
     nginx_bin = need("nginx", "nginx-light")
     wrk_bin = need("wrk", "wrk")
     tmp = Path(tempfile.mkdtemp(prefix="fb-bench-"))
+    tmp.chmod(0o755)  # nginx's workers run as an unprivileged user when it is started as root
     fb_port, ng_port = free_port(), free_port()
     public_url = f"http://127.0.0.1:{fb_port}"
     db_url = f"sqlite+aiosqlite:///{tmp}/bench.db"

@@ -16,6 +16,7 @@ from aiohttp import web
 from floorbridge.adapters.settings import Settings
 from floorbridge.adapters.sources import ImportedAgenda, load_agenda
 from floorbridge.adapters.storage import SqlAgendaStore, open_store
+from floorbridge.adapters.web.fastpath import FastPathSite
 from floorbridge.adapters.web.keys import WebOptions
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
@@ -112,7 +113,7 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
         runner = web.AppRunner(app, access_log=logging.getLogger("floorbridge.access"), handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, settings.server.host, settings.server.port, reuse_port=True)
+        site = FastPathSite(runner, snapshots, settings.server.host, settings.server.port)
         await site.start()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)

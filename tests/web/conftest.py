@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from yarl import URL
 
 from floorbridge.adapters.storage import SqlAgendaStore, open_store
+from floorbridge.adapters.web.fastpath import IDLE_SECONDS, FastPathSite
 from floorbridge.adapters.web.keys import WebOptions
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
@@ -76,15 +81,38 @@ def render(m: Meeting, v: AgendaVersion):  # type: ignore[no-untyped-def]
     return render_feeds(m, v, base_url=PUBLIC)
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+class FastPathTestServer(TestServer):
+    """aiohttp's TestServer, listening through the feed fast path as `run.py serve` does."""
+
+    def __init__(self, app: web.Application, snapshots: Snapshots, idle_seconds: float = IDLE_SECONDS) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self.snapshots = snapshots
+        self.idle_seconds = idle_seconds
+        self.site: FastPathSite | None = None
+
+    async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+        if self.runner:
+            return
+        self.runner = await self._make_runner(handler_cancellation=True, **kwargs)
+        await self.runner.setup()
+        self.site = FastPathSite(self.runner, self.snapshots, "127.0.0.1", 0, idle_seconds=self.idle_seconds)
+        await self.site.start()
+        self.port = self.site.port
+        self.scheme = "http"
+        self._root = URL(f"http://127.0.0.1:{self.port}")
+
+
+@pytest.fixture(params=["aiohttp", "fast-path"])
+async def served(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path}/web.db", migrate=True)
     await usecases.import_agenda(store, meeting().id, defined_meeting=meeting(), sessions=V1, deadlines=DEADLINES,
                                  source="test")
     await usecases.publish_agenda(store, meeting().id, render, now=datetime(2017, 9, 1, 8, 0, tzinfo=UTC))
     snapshots = Snapshots(store, poll_seconds=3600)
     await snapshots.start()
-    client = TestClient(TestServer(create_app(snapshots, WebOptions(PUBLIC))))
+    app = create_app(snapshots, WebOptions(PUBLIC))
+    server = TestServer(app) if request.param == "aiohttp" else FastPathTestServer(app, snapshots)
+    client = TestClient(server)
     await client.start_server()
     try:
         yield Served(store, snapshots, client, tmp_path / "web.db")

@@ -6,7 +6,6 @@ from aiohttp import web
 
 from floorbridge.core.errors import NotFound
 
-from .conditional import accepts_gzip, not_modified
 from .keys import SNAPSHOTS
 from .snapshot import ServedFeed
 
@@ -22,17 +21,11 @@ def _feed(request: web.Request, key: str) -> ServedFeed:
 
 
 def _respond(request: web.Request, served: ServedFeed) -> web.Response:
-    headers = request.headers
-    gzip = accepts_gzip(headers.get("Accept-Encoding"))
-    if not_modified(
-        headers.get("If-None-Match"), headers.get("If-Modified-Since"), served.etags, served.feed.last_modified
-    ):
-        return web.Response(
-            status=304, headers=served.not_modified_gzip_headers if gzip else served.not_modified_headers
-        )
-    if gzip:
-        return web.Response(body=served.feed.gzipped, headers=served.gzip_headers)
-    return web.Response(body=served.feed.body, headers=served.plain_headers)
+    h = request.headers
+    variant = served.answer(h.get("If-None-Match"), h.get("If-Modified-Since"), h.get("Accept-Encoding"))
+    if variant.status == 304:
+        return web.Response(status=304, headers=variant.headers)
+    return web.Response(body=variant.body, headers=variant.headers)
 
 
 async def meeting_feed(request: web.Request) -> web.Response:

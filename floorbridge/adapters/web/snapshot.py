@@ -19,7 +19,7 @@ from floorbridge.core.meeting import Meeting
 from floorbridge.core.ports import AgendaStore, RenderedFeed, VersionSummary
 from floorbridge.core.versions import AgendaVersion
 
-from .conditional import http_date
+from .conditional import accepts_gzip, http_date, not_modified
 
 log = logging.getLogger("floorbridge.web")
 
@@ -27,14 +27,38 @@ CACHE_CONTROL = "public, max-age=60"
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One possible answer to a feed request, prepared once per published version.
+
+    `headers` are for aiohttp; `head` is the same status line and headers already serialised
+    for the fast path (adapters/web/fastpath.py), without Date and the closing blank line.
+    """
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    head: bytes
+
+    @classmethod
+    def of(cls, status: int, headers: dict[str, str], body: bytes, length: int) -> Variant:
+        reason = "OK" if status == 200 else "Not Modified"
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        if status == 200:
+            lines.append(f"Content-Length: {length}")
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        head = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+        return cls(status, CIMultiDictProxy(CIMultiDict(headers)), body, head)
+
+
+@dataclass(frozen=True)
 class ServedFeed:
     feed: RenderedFeed
     gzip_etag: str
     etags: tuple[str, ...]
-    plain_headers: CIMultiDictProxy[str]
-    gzip_headers: CIMultiDictProxy[str]
-    not_modified_headers: CIMultiDictProxy[str]
-    not_modified_gzip_headers: CIMultiDictProxy[str]
+    plain: Variant
+    gzipped: Variant
+    not_modified: Variant
+    not_modified_gzip: Variant
 
     @classmethod
     def of(cls, feed: RenderedFeed) -> ServedFeed:
@@ -46,16 +70,25 @@ class ServedFeed:
             "Cache-Control": CACHE_CONTROL,
             "Vary": "Accept-Encoding",
         }
-        plain = CIMultiDict({**common, "ETag": feed.etag})
-        gz = CIMultiDict({**common, "ETag": gzip_etag, "Content-Encoding": "gzip"})
         validators = {"Last-Modified": modified, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
-        # A 304 names the representation the client would have received (RFC 9110 15.4.5).
-        nm = CIMultiDict({**validators, "ETag": feed.etag})
-        nm_gz = CIMultiDict({**validators, "ETag": gzip_etag})
+        plain_len, gz_len = len(feed.body), len(feed.gzipped)
         return cls(
-            feed, gzip_etag, (feed.etag, gzip_etag), CIMultiDictProxy(plain), CIMultiDictProxy(gz),
-            CIMultiDictProxy(nm), CIMultiDictProxy(nm_gz),
+            feed,
+            gzip_etag,
+            (feed.etag, gzip_etag),
+            Variant.of(200, {**common, "ETag": feed.etag}, feed.body, plain_len),
+            Variant.of(200, {**common, "ETag": gzip_etag, "Content-Encoding": "gzip"}, feed.gzipped, gz_len),
+            # A 304 names the representation the client would have received (RFC 9110 15.4.5).
+            Variant.of(304, {**validators, "ETag": feed.etag}, b"", plain_len),
+            Variant.of(304, {**validators, "ETag": gzip_etag}, b"", gz_len),
         )
+
+    def answer(self, if_none_match: str | None, if_modified_since: str | None, accept_encoding: str | None) -> Variant:
+        """What a GET with these request headers gets: 304 or 200, gzipped or not."""
+        gzip = accepts_gzip(accept_encoding)
+        if not_modified(if_none_match, if_modified_since, self.etags, self.feed.last_modified):
+            return self.not_modified_gzip if gzip else self.not_modified
+        return self.gzipped if gzip else self.plain
 
 
 @dataclass(frozen=True)
