@@ -13,11 +13,13 @@ from pathlib import Path
 
 from aiohttp import web
 
+from floorbridge.adapters.chat_runtime import ChatRuntime
 from floorbridge.adapters.settings import Settings
 from floorbridge.adapters.sources import ImportedAgenda, load_agenda
-from floorbridge.adapters.storage import SqlAgendaStore, open_store
+from floorbridge.adapters.storage import SqlAgendaStore, SqlChatStore, SqlOutbox, open_store
 from floorbridge.adapters.web.fastpath import FastPathSite
 from floorbridge.adapters.web.keys import WebOptions
+from floorbridge.adapters.web.personal import PersonalFeeds
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
 from floorbridge.calendar.feeds import render_feeds
@@ -35,6 +37,9 @@ log = logging.getLogger("floorbridge")
 class Services:
     settings: Settings
     store: SqlAgendaStore
+    chats: SqlChatStore
+    outbox: SqlOutbox
+    chat: ChatRuntime
 
     def render(self, meeting: Meeting, version: AgendaVersion) -> Mapping[str, RenderedFeed]:
         return render_feeds(
@@ -63,9 +68,18 @@ class Services:
         return imported
 
     async def publish(self, meeting_id: MeetingId, comment: str = "") -> AgendaVersion:
-        return await usecases.publish_agenda(
-            self.store, meeting_id, self.render, now=datetime.now(UTC).replace(microsecond=0), comment=comment
+        """Publish the working copy; the chat announcements are stored with the version and sent
+        by whichever process runs the bots (this one is woken at once)."""
+        version = await usecases.publish_agenda(
+            self.store,
+            meeting_id,
+            self.render,
+            now=datetime.now(UTC).replace(microsecond=0),
+            comment=comment,
+            announce=self.chat.announce,
         )
+        self.chat.engine.notify()
+        return version
 
     async def seed(self) -> list[AgendaVersion]:
         """Import and publish the configured meetings that have no published version yet."""
@@ -92,14 +106,16 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         echo=settings.database.echo,
         pool_size=settings.database.pool_size,
     )
+    chats = SqlChatStore(store.engine)
+    outbox = SqlOutbox(store.engine)
     try:
-        yield Services(settings, store)
+        yield Services(settings, store, chats, outbox, ChatRuntime(store, chats, outbox, settings))
     finally:
         await store.close()
 
 
 async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | None = None) -> None:
-    """Run the web server (and, in later issues, the bots) until SIGINT/SIGTERM or `stop`."""
+    """Run the web server, the enabled bots and their delivery until SIGINT/SIGTERM or `stop`."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
@@ -109,12 +125,22 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
         snapshots = Snapshots(svc.store, settings.meetings.poll_seconds)
         await snapshots.start()
         stack.push_async_callback(snapshots.stop)
-        app = create_app(snapshots, WebOptions(settings.server.public_url, settings.server.max_body_bytes))
+        personal = PersonalFeeds(svc.chats, settings.feeds.refresh_minutes, settings.feeds.alarm_offsets())
+        app = create_app(
+            snapshots,
+            WebOptions(settings.server.public_url, settings.server.max_body_bytes),
+            personal_feeds=personal,
+        )
+        svc.chat.add_configured()
+        for path, handler in svc.chat.webhooks.items():
+            app.router.add_post(path, handler)
         runner = web.AppRunner(app, access_log=logging.getLogger("floorbridge.access"), handle_signals=False)
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = FastPathSite(runner, snapshots, settings.server.host, settings.server.port)
         await site.start()
+        await svc.chat.start()
+        stack.push_async_callback(svc.chat.stop)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
             stack.callback(loop.remove_signal_handler, sig)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -28,22 +29,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+# A personal feed's token is its only credential: access logs must not keep it.
+_FEED_TOKEN = re.compile(r"(/ical/personal/)[^/.\s\"']+")
+
+
 class RedactSecrets(logging.Filter):
-    """Last line of defence: a secret value that reaches a log line is replaced by ***."""
+    """Last line of defence: a secret value that reaches a log line is replaced by ***, and so is
+    the token in a personal feed's path (in the message and in the access log's fields)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if len(s) >= 4]
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        message = record.getMessage()
-        redacted = message
+    def _redact(self, text: str) -> str:
         for secret in self.secrets:
-            redacted = redacted.replace(secret, "***")
+            text = text.replace(secret, "***")
+        return _FEED_TOKEN.sub(r"\1***", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        for key, value in vars(record).items():
+            if key not in _STANDARD and isinstance(value, str):
+                clean = self._redact(value)
+                if clean != value:
+                    setattr(record, key, clean)
         return True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
@@ -210,11 +211,67 @@ def render_personal_feed(
     return to_bytes(cal)
 
 
+@dataclass(frozen=True)
+class PersonalPart:
+    """What one followed meeting contributes to a delegate's personal feed."""
+
+    meeting: Meeting
+    version: AgendaVersion
+    session_ids: frozenset[str]
+    deadlines: bool
+
+
+def render_personal_calendar(
+    parts: Sequence[PersonalPart],
+    *,
+    name: str,
+    refresh_minutes: int = 60,
+    alarm_offsets: Sequence[timedelta] = DEFAULT_ALARM_OFFSETS,
+) -> bytes:
+    """One feed for everything a delegate follows, across meetings: each meeting's events and its
+    VTIMEZONE once (two meetings in one zone share it)."""
+    if not parts:
+        empty = Calendar()
+        for key, value in (("PRODID", PRODID), ("VERSION", "2.0"), ("CALSCALE", "GREGORIAN"), ("METHOD", "PUBLISH")):
+            empty.add(key, value)
+        empty.add("NAME", vText(name))
+        empty.add("X-WR-CALNAME", vText(name))
+        return to_bytes(empty)
+    calendars = [
+        build_calendar(
+            part.meeting,
+            part.version,
+            [p for p in part.version.sessions if p.session.id in part.session_ids],
+            part.version.deadlines if part.deadlines else (),
+            name=name,
+            description=_description(part.meeting, part.version, "Personal selection from"),
+            refresh_minutes=refresh_minutes,
+            alarm_offsets=alarm_offsets,
+        )
+        for part in parts
+    ]
+    merged = calendars[0]
+    zones = {str(c.get("TZID")) for c in merged.subcomponents if c.name == "VTIMEZONE"}
+    for cal in calendars[1:]:
+        for component in cal.subcomponents:
+            if component.name == "VTIMEZONE":
+                if str(component.get("TZID")) in zones:
+                    continue
+                zones.add(str(component.get("TZID")))
+            merged.add_component(component)
+    if len(parts) > 1:
+        merged.pop("DESCRIPTION", None)
+        merged.pop("X-WR-CALDESC", None)
+    return to_bytes(merged)
+
+
 __all__ = [
     "PRODID",
+    "PersonalPart",
     "build_calendar",
     "feed_path",
     "render_feeds",
+    "render_personal_calendar",
     "render_personal_feed",
     "rendered",
     "to_bytes",

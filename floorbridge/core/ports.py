@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import Protocol
 
 from .agenda import Session
+from .chats import ChatProfile, ChatRef, Subscription
 from .deadline import Deadline
 from .ids import MeetingId
 from .meeting import Meeting
+from .outbox import OutgoingMessage
 from .versions import AgendaVersion
 
 
@@ -73,8 +75,13 @@ class AgendaStore(Protocol):
 
     async def list_versions(self, meeting_id: MeetingId) -> list[VersionSummary]: ...
 
-    async def save_version(self, version: AgendaVersion, feeds: Mapping[str, RenderedFeed]) -> None:
-        """Store a version and its rendered feeds in one transaction.
+    async def save_version(
+        self,
+        version: AgendaVersion,
+        feeds: Mapping[str, RenderedFeed],
+        outbox: Sequence[OutgoingMessage] = (),
+    ) -> None:
+        """Store a version, its rendered feeds and the messages announcing it in one transaction.
 
         Raises ConcurrentChange when that version number already exists (another publisher won).
         """
@@ -86,4 +93,28 @@ class AgendaStore(Protocol):
 
     async def latest_version_numbers(self) -> dict[MeetingId, int]:
         """Meeting id -> latest published version number: a cheap query for change polling."""
+        ...
+
+
+class ChatStore(Protocol):
+    """What the conversation core and the announcers keep about chats."""
+
+    async def get_profile(self, chat: ChatRef) -> ChatProfile | None: ...
+
+    async def save_profile(self, profile: ChatProfile) -> None: ...
+
+    async def profile_by_feed_token(self, token: str) -> ChatProfile | None: ...
+
+    async def subscriptions_of(self, chat: ChatRef) -> list[Subscription]: ...
+
+    async def save_subscription(self, subscription: Subscription) -> None: ...
+
+    async def delete_subscription(self, chat: ChatRef, meeting_id: MeetingId) -> bool: ...
+
+    async def subscribers(self, meeting_id: MeetingId) -> list[tuple[Subscription, ChatProfile]]:
+        """Active subscriptions of a meeting with their chats' profiles."""
+        ...
+
+    async def enqueue(self, messages: Sequence[OutgoingMessage]) -> int:
+        """Store messages in the outbox (rows whose dedup_key exists are skipped); returns how many were new."""
         ...

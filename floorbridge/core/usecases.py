@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from .agenda import Session
@@ -10,10 +10,12 @@ from .deadline import Deadline
 from .errors import InvalidInput, NotFound, Problem
 from .ids import MeetingId
 from .meeting import Meeting, check_meeting
+from .outbox import OutgoingMessage
 from .ports import AgendaStore, RenderedFeed
 from .versions import AgendaVersion, publish
 
 FeedRenderer = Callable[[Meeting, AgendaVersion], Mapping[str, RenderedFeed]]
+Announcer = Callable[[Meeting, AgendaVersion], Awaitable[Sequence[OutgoingMessage]]]
 
 
 async def import_agenda(
@@ -58,8 +60,10 @@ async def publish_agenda(
     *,
     now: datetime,
     comment: str = "",
+    announce: Announcer | None = None,
 ) -> AgendaVersion:
-    """Freeze the working copy as the next version and store it with its rendered feeds.
+    """Freeze the working copy as the next version and store it with its rendered feeds and the
+    chat messages that announce it (`announce`), all in one transaction.
 
     Raises NothingToPublish when nothing changed, ConcurrentChange when another publisher
     stored the same version number first.
@@ -68,5 +72,6 @@ async def publish_agenda(
     working = await store.working_copy(meeting_id)
     previous = await store.latest_version(meeting_id)
     version = publish(meeting_id, previous, working.sessions, working.deadlines, now=now, comment=comment)
-    await store.save_version(version, render(meeting, version))
+    messages = await announce(meeting, version) if announce is not None else ()
+    await store.save_version(version, render(meeting, version), messages)
     return version

@@ -29,6 +29,10 @@ from floorbridge.core.versions import AgendaVersion
 PG_HOST = os.environ.get("FLOORBRIDGE_TEST_PG_HOST", "127.0.0.1")
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:5432/test"
 TABLES = (
+    "pinned_messages",
+    "outbox",
+    "subscriptions",
+    "chats",
     "rendered_feeds",
     "version_deadlines",
     "version_sessions",

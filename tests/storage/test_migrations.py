@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -57,6 +58,18 @@ def test_the_sync_helper_migrates_without_a_running_loop(empty_url: str) -> None
 async def test_concurrent_upgrades_of_one_database_both_succeed(empty_url: str) -> None:
     # Several web processes starting at once must not trip over each other's CREATE TABLE.
     await asyncio.gather(upgrade(empty_url), upgrade(empty_url), upgrade(empty_url))
+    assert await current_revision(empty_url) == head_revision()
+
+
+async def test_several_processes_migrating_one_new_database_all_succeed(empty_url: str) -> None:
+    # `make run` in two terminals, or several workers started together on a database not yet created.
+    script = "import sys; from floorbridge.adapters.storage import upgrade_sync; upgrade_sync(sys.argv[1])"
+    procs = [
+        await asyncio.create_subprocess_exec(sys.executable, "-c", script, empty_url, stderr=asyncio.subprocess.PIPE)
+        for _ in range(4)
+    ]
+    errors = [(await proc.communicate())[1].decode()[-2000:] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0, 0], errors
     assert await current_revision(empty_url) == head_revision()
 
 

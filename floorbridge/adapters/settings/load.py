@@ -229,6 +229,17 @@ def _check_tokens(data: Mapping[str, Any], tree: Tree, env: Mapping[str, str], l
                 f"{platform}.enabled: {platform} is enabled but the environment variable {name} "
                 "(named by token_env) is not set or is empty; set it to the bot's access token",
             )
+    telegram = data.get("telegram")
+    webhook = isinstance(telegram, dict) and str(telegram.get("mode", "")).lower() == "webhook"
+    if isinstance(telegram, dict) and telegram.get("enabled") is True and webhook:
+        secret_name = telegram.get("webhook_secret_env", "FLOORBRIDGE_TELEGRAM_WEBHOOK_SECRET")
+        if isinstance(secret_name, str) and ENV_NAME.match(secret_name) and not env.get(secret_name):
+            log.at_line(
+                tree.line(("telegram", "mode")),
+                f"telegram.mode: webhook mode needs a secret token in the environment variable {secret_name} "
+                "(named by webhook_secret_env), so that only Telegram can post updates; set it to a long "
+                "random string (1-256 characters A-Z, a-z, 0-9, _ and -)",
+            )
 
 
 def _secrets(settings: Settings, env: Mapping[str, str], url_password: SecretStr | None) -> dict[str, SecretStr]:
@@ -241,4 +252,6 @@ def _secrets(settings: Settings, env: Mapping[str, str], url_password: SecretStr
         name = typing.cast(str, getattr(settings, platform).token_env)
         if env.get(name):
             found[platform] = SecretStr(env[name])
+    if env.get(settings.telegram.webhook_secret_env):
+        found["telegram-webhook"] = SecretStr(env[settings.telegram.webhook_secret_env])
     return found

@@ -35,6 +35,8 @@ DEFAULT_DATABASE_URL = f"{SQLITE}:///data/floorbridge.db"
 DEFAULT_SEED = ("config/meetings/wsis-2025.yaml", "config/meetings/fg-dlt-1.yaml")
 DEFAULT_ALARMS = ("P7D", "P1D", "PT2H")
 PLATFORMS = ("telegram", "discord", "matrix")
+SECRET_NAMES = ("database", *PLATFORMS, "telegram-webhook")
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(
@@ -185,9 +187,40 @@ class DatabaseSettings(Section):
         return self.url.startswith(SQLITE)
 
 
+def _member(text: str) -> str:
+    platform, _, ident = text.partition(":")
+    if platform not in PLATFORMS or not ident.strip() or any(c.isspace() for c in ident):
+        raise ValueError(
+            f"{text!r} must be PLATFORM:ID with PLATFORM one of {', '.join(PLATFORMS)}, e.g. telegram:123456789, "
+            "discord:80351110224678912 or matrix:@alice:example.org (for chats: matrix:!room:example.org)"
+        )
+    return text
+
+
+Member = Annotated[str, AfterValidator(_member)]
+
+
+class StaffSettings(Section):
+    """Who runs one meeting, by platform user id, and the chats where its moderators hear about
+    delivery problems."""
+
+    moderators: Annotated[tuple[Member, ...], BeforeValidator(_as_tuple)] = ()
+    secretariat: Annotated[tuple[Member, ...], BeforeValidator(_as_tuple)] = ()
+    chats: Annotated[tuple[Member, ...], BeforeValidator(_as_tuple)] = ()
+
+
+def _slug_keys(value: object) -> object:
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or not _SLUG.match(key):
+                raise ValueError(f"{key!r} is not a meeting id (a-z, 0-9 and inner '-')")
+    return {} if value is None else value
+
+
 class MeetingSettings(Section):
     seed: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = DEFAULT_SEED
     poll_seconds: float = Field(default=1.0, gt=0)
+    staff: Annotated[dict[str, StaffSettings], BeforeValidator(_slug_keys)] = Field(default_factory=dict)
 
 
 class FeedSettings(Section):
@@ -199,10 +232,23 @@ class FeedSettings(Section):
         return tuple(parse_duration(a) for a in self.deadline_alarms)
 
 
+class BotSettings(Section):
+    reminders: Annotated[tuple[Alarm, ...], BeforeValidator(_as_tuple)] = DEFAULT_ALARMS
+    reminder_check_seconds: float = Field(default=60.0, gt=0, le=3600)
+    delivery_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    def reminder_offsets(self) -> tuple[timedelta, ...]:
+        return tuple(parse_duration(a) for a in self.reminders)
+
+
 class TelegramSettings(Section):
     enabled: bool = False
     base_url: HttpUrl = "https://api.telegram.org/bot"
     token_env: EnvName = "FLOORBRIDGE_TELEGRAM_TOKEN"  # noqa: S105 (a variable name)
+    mode: Annotated[Literal["polling", "webhook"], BeforeValidator(_lower)] = "polling"
+    webhook_secret_env: EnvName = "FLOORBRIDGE_TELEGRAM_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
+    messages_per_second: int = Field(default=30, ge=1, le=1000)
+    group_messages_per_minute: int = Field(default=20, ge=1, le=1000)
 
 
 class DiscordSettings(Section):
@@ -210,6 +256,7 @@ class DiscordSettings(Section):
     api_url: HttpUrl = "https://discord.com/api/v10"
     gateway_url: Annotated[str, AfterValidator(url_check(("wss", "ws")))] = "wss://gateway.discord.gg"
     token_env: EnvName = "FLOORBRIDGE_DISCORD_TOKEN"  # noqa: S105 (a variable name)
+    requests_per_second: int = Field(default=50, ge=1, le=1000)
 
 
 class MatrixSettings(Section):
@@ -217,6 +264,9 @@ class MatrixSettings(Section):
     homeserver: HttpUrl = "https://matrix.org"
     user_id: str = Field(default="", validate_default=True)
     token_env: EnvName = "FLOORBRIDGE_MATRIX_TOKEN"  # noqa: S105 (a variable name)
+    allowed_servers: Annotated[tuple[str, ...], BeforeValidator(_as_tuple)] = ()
+    messages_per_second: float = Field(default=5.0, gt=0, le=1000)
+    state_file: str = "data/matrix-state.json"
 
     @field_validator("user_id")
     @classmethod
@@ -239,6 +289,7 @@ class Settings(Section):
     database: DatabaseSettings = DatabaseSettings()
     meetings: MeetingSettings = MeetingSettings()
     feeds: FeedSettings = FeedSettings()
+    bots: BotSettings = BotSettings()
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
     matrix: MatrixSettings = MatrixSettings()
@@ -252,9 +303,10 @@ class Settings(Section):
         return _none_is_empty(value)
 
     def secret(self, name: str) -> SecretStr | None:
-        """The secret for "database" (its password), "telegram", "discord" or "matrix" (their tokens);
+        """The secret for "database" (its password), "telegram", "discord" or "matrix" (their tokens),
+        "telegram-webhook" (the secret token Telegram sends with each webhook call);
         None when its environment variable was not set."""
-        if name not in ("database", *PLATFORMS):
+        if name not in SECRET_NAMES:
             raise KeyError(name)
         return self._secrets.get(name)
 
@@ -272,7 +324,7 @@ class Settings(Section):
 
     def with_secrets(self, secrets: dict[str, SecretStr]) -> Settings:
         """A copy holding `secrets` (keys as for `secret`); what load_settings returns."""
-        unknown = set(secrets) - {"database", *PLATFORMS}
+        unknown = set(secrets) - set(SECRET_NAMES)
         if unknown:
             raise KeyError(", ".join(sorted(unknown)))
         copy = self.model_copy()

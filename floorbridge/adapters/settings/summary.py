@@ -31,9 +31,11 @@ def describe(settings: Settings) -> str:
         f"checking for new versions every {s.meetings.poll_seconds:g} s",
         f"feeds:     clients refresh every {s.feeds.refresh_minutes} min; "
         f"deadline alarms {', '.join(s.feeds.deadline_alarms) or 'none'} before",
+        f"bots:      reminders {', '.join(s.bots.reminders) or 'none'} before each deadline; "
+        f"staff configured for {len(s.meetings.staff)} meeting(s)",
     ]
     platforms = {
-        "telegram": (s.telegram.enabled, s.telegram.token_env, f"API {s.telegram.base_url}"),
+        "telegram": (s.telegram.enabled, s.telegram.token_env, f"API {s.telegram.base_url}, {s.telegram.mode}"),
         "discord": (
             s.discord.enabled,
             s.discord.token_env,

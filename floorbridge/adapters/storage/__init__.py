@@ -1,12 +1,16 @@
 """SQLAlchemy 2 async storage (SQLite with aiosqlite, PostgreSQL with asyncpg) and its Alembic migrations."""
 
+from .chats import SqlChatStore
 from .engine import create_engine
 from .migrate import current_revision, head_revision, upgrade, upgrade_sync
+from .outbox import SqlOutbox
 from .repository import SchemaOutOfDate, SqlAgendaStore, open_store
 
 __all__ = [
     "SchemaOutOfDate",
     "SqlAgendaStore",
+    "SqlChatStore",
+    "SqlOutbox",
     "create_engine",
     "current_revision",
     "head_revision",

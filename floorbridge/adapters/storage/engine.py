@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +50,45 @@ def is_memory(url: URL) -> bool:
 
 
 def create_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
-    """An engine for `url`. For SQLite the parent directory is created and every connection gets
-    WAL, synchronous=NORMAL, foreign_keys=ON and busy_timeout; `pool_size` is PostgreSQL's
+    """An engine for `url`. For SQLite the parent directory is created, the file is put in WAL
+    mode and every connection gets synchronous=NORMAL, foreign_keys=ON and busy_timeout; `pool_size` is PostgreSQL's
     number of kept connections (SQLite's pool is the driver's own)."""
     parsed = parse_url(url)
     if parsed.drivername == POSTGRES:
         return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size)
     if not is_memory(parsed):
-        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database or "").expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _switch_to_wal(path, busy_timeout_ms)
     engine = create_async_engine(parsed, echo=echo)
-    _configure_sqlite(engine, busy_timeout_ms, wal=not is_memory(parsed))
+    _configure_sqlite(engine, busy_timeout_ms)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, wal: bool) -> None:
+def _switch_to_wal(path: Path, busy_timeout_ms: int) -> None:
+    """Put the database file in WAL mode once, before any pooled connection opens it.
+
+    WAL is a property of the file, so one switch lasts. The switch needs an exclusive lock and
+    SQLite answers "database is locked" at once, without its busy handler, when another
+    connection holds the file (seen with several processes migrating a new file), so the
+    switch is retried here until the busy timeout."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    pause = 0.005
+    while True:
+        try:
+            with closing(sqlite3.connect(path, timeout=busy_timeout_ms / 1000)) as conn:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                raise InvalidInput([Problem("database url", f"{path} cannot be put in WAL mode (it stays {mode})")])
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise InvalidInput([Problem("database url", f"{path} cannot be opened: {exc}")]) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own implicit BEGIN is switched off; the "begin" hook below emits ours.
@@ -69,8 +96,6 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, wal: bool) -
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            if wal:
-                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:

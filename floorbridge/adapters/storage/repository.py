@@ -10,7 +10,6 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -29,11 +28,15 @@ from floorbridge.core.deadline import Deadline
 from floorbridge.core.errors import ConcurrentChange, FloorbridgeError, InvalidInput, NotFound, Problem
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.meeting import Meeting
+from floorbridge.core.outbox import OutgoingMessage
 from floorbridge.core.ports import RenderedFeed, VersionSummary, WorkingCopy
 from floorbridge.core.versions import AgendaVersion, PublishedSession
 
 from .engine import create_engine, reading, writing
 from .migrate import current_revision_of, head_revision, upgrade_engine
+from .outbox import insert_outbox
+from .statements import upsert as _upsert
+from .statements import utc_now as _utc_now
 from .tables import (
     meetings,
     rendered_feeds,
@@ -50,10 +53,6 @@ T = TypeVar("T")
 
 class SchemaOutOfDate(FloorbridgeError):
     """The database has not been migrated to the revision this code needs."""
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class SqlAgendaStore:
@@ -192,7 +191,12 @@ class SqlAgendaStore:
             rows = (await conn.execute(query)).all()
         return [VersionSummary(r.number, r.published_at, r.comment, r.change_count) for r in rows]
 
-    async def save_version(self, version: AgendaVersion, feeds: Mapping[str, RenderedFeed]) -> None:
+    async def save_version(
+        self,
+        version: AgendaVersion,
+        feeds: Mapping[str, RenderedFeed],
+        outbox: Sequence[OutgoingMessage] = (),
+    ) -> None:
         problems: list[Problem] = []
         version = _in_utc(version, f"version {version.number}", problems)
         for key, feed in feeds.items():
@@ -219,6 +223,7 @@ class SqlAgendaStore:
                 raise ConcurrentChange(
                     f"meeting {mid!r}: version {number} already exists (published by someone else first)"
                 ) from exc
+            await insert_outbox(conn, outbox, self._clock())
             try:
                 await _insert_version_rows(conn, version, feeds)
             except IntegrityError as exc:
@@ -305,13 +310,6 @@ def _in_utc(obj: T, where: str, problems: list[Problem]) -> T:
 
 def _used_twice(kind: str, ids: Iterable[str]) -> list[Problem]:
     return [Problem(f"{kind} {i}", "id is used twice") for i, n in Counter(ids).items() if n > 1]
-
-
-async def _upsert(conn: AsyncConnection, table: Table, values: dict[str, Any], keys: list[str]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).values(values)
-    stmt = stmt.on_conflict_do_update(index_elements=keys, set_={k: stmt.excluded[k] for k in values if k not in keys})
-    await conn.execute(stmt)
 
 
 async def _put_meeting(conn: AsyncConnection, meeting: Meeting, now: datetime) -> None:

@@ -8,10 +8,13 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -153,4 +156,73 @@ rendered_feeds = Table(
     Column("last_modified", UtcDateTime, nullable=False),
     Column("content_type", String(200), nullable=False),
     _version_fk("rendered_feeds"),
+)
+
+
+# ---------------------------------------------------------------- chats (revision 0002)
+
+PLATFORM = String(16)
+CHAT_ID = String(255)
+
+chats = Table(
+    "chats",
+    metadata,
+    Column("platform", PLATFORM, primary_key=True),
+    Column("chat_id", CHAT_ID, primary_key=True),
+    Column("is_group", Boolean, nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("meeting_id", MEETING_ID, ForeignKey("meetings.id", ondelete="SET NULL"), nullable=True),
+    Column("feed_token", String(64), nullable=True, unique=True),
+    Column("started", Boolean, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("platform", PLATFORM, primary_key=True),
+    Column("chat_id", CHAT_ID, primary_key=True),
+    Column("meeting_id", MEETING_ID, ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True),
+    Column("tracks", Json, nullable=False),
+    Column("kinds", Json, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("stopped_reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index("ix_subscriptions_meeting", "meeting_id", "active"),
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+OUTBOX_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", OUTBOX_ID, primary_key=True, autoincrement=True),
+    Column("platform", PLATFORM, nullable=False),
+    Column("chat_id", CHAT_ID, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("meeting_id", MEETING_ID, nullable=True),
+    Column("payload", Json, nullable=False),
+    Column("dedup_key", String(255), nullable=True, unique=True),
+    Column("cause", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Column("platform_message_id", String(255), nullable=True),
+    Column("last_error", Text, nullable=False),
+    Index("ix_outbox_due", "status", "platform", "not_before"),
+)
+
+# The message each announcement channel keeps pinned ("today's schedule"), edited in place.
+pinned_messages = Table(
+    "pinned_messages",
+    metadata,
+    Column("platform", PLATFORM, primary_key=True),
+    Column("chat_id", CHAT_ID, primary_key=True),
+    Column("meeting_id", MEETING_ID, primary_key=True),
+    Column("message_id", String(255), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import api, feeds, pages
+from . import api, feeds, pages, personal
 from .errors import error_middleware
 from .keys import OPTIONS, SNAPSHOTS, WebOptions
 from .snapshot import Snapshots
@@ -14,8 +14,14 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "meetings": len(request.app[SNAPSHOTS].meetings)})
 
 
-def create_app(snapshots: Snapshots, options: WebOptions) -> web.Application:
-    """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller."""
+def create_app(
+    snapshots: Snapshots,
+    options: WebOptions,
+    *,
+    personal_feeds: personal.PersonalFeeds | None = None,
+) -> web.Application:
+    """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
+    `personal_feeds` (the chat store) enables /ical/personal/{token}.ics."""
     app = web.Application(middlewares=[error_middleware], client_max_size=options.max_body_bytes)
     app[SNAPSHOTS] = snapshots
     app[OPTIONS] = options
@@ -23,4 +29,6 @@ def create_app(snapshots: Snapshots, options: WebOptions) -> web.Application:
     feeds.add_routes(app)
     api.add_routes(app)
     pages.add_routes(app)
+    if personal_feeds is not None:
+        personal.add_routes(app, personal_feeds)
     return app

@@ -1,0 +1,35 @@
+"""What every chat adapter does with an incoming command: ask the conversation, queue the replies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from floorbridge.bots.conversation import Conversation
+from floorbridge.bots.events import Incoming, Reply
+from floorbridge.core.outbox import OutgoingMessage
+from floorbridge.core.ports import ChatStore
+
+
+class ReplyQueue:
+    """Replies go through the outbox like everything else the bots send, so they share the
+    platform's limiter (no 429 from a burst of commands) and survive a restart; `wake` tells the
+    platform's delivery worker to look now rather than at its next poll."""
+
+    def __init__(self, conversation: Conversation, chats: ChatStore, wake: Callable[[], None]) -> None:
+        self.conversation = conversation
+        self._chats = chats
+        self._wake = wake
+
+    async def answer(self, incoming: Incoming) -> Sequence[Reply]:
+        return await self.conversation.handle(incoming)
+
+    async def handle(self, incoming: Incoming) -> int:
+        replies = await self.conversation.handle(incoming)
+        await self.queue(incoming, replies)
+        return len(replies)
+
+    async def queue(self, incoming: Incoming, replies: Sequence[Reply]) -> None:
+        if not replies:
+            return
+        await self._chats.enqueue([OutgoingMessage(incoming.chat, r.message, cause="reply") for r in replies])
+        self._wake()

@@ -1,0 +1,230 @@
+"""The chat side of a running floorbridge: conversation, platform adapters, delivery workers and
+the reminder loop, built from the settings and started inside the app's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from floorbridge.bots.conversation import HELP, Conversation
+from floorbridge.bots.notices import delivery_failed, due_reminders, pinned_today, version_announcements
+from floorbridge.core.chats import ChatProfile, ChatRef, Platform, Role, Staff, UserRef
+from floorbridge.core.ids import MeetingId
+from floorbridge.core.meeting import Meeting
+from floorbridge.core.outbox import OutboxItem, OutgoingMessage
+from floorbridge.core.ports import AgendaStore
+from floorbridge.core.versions import AgendaVersion
+from floorbridge.delivery.engine import DeliveryEngine, PlatformWorker, Sender
+from floorbridge.delivery.limits import AdaptiveLimiter, DiscordLimiter, Limiter, TelegramLimiter
+
+from .chat_bridge import ReplyQueue
+from .settings import Settings
+from .storage import SqlChatStore, SqlOutbox
+
+log = logging.getLogger("floorbridge.chat")
+
+TELEGRAM_WEBHOOK = "/telegram/webhook"
+
+
+def _ref(text: str) -> tuple[Platform, str]:
+    platform, _, ident = text.partition(":")
+    return Platform(platform), ident
+
+
+def staff_from(settings: Settings) -> Staff:
+    members: dict[MeetingId, dict[UserRef, Role]] = {}
+    for meeting_id, staff in settings.meetings.staff.items():
+        people: dict[UserRef, Role] = {}
+        for role, entries in ((Role.SECRETARIAT, staff.secretariat), (Role.MODERATOR, staff.moderators)):
+            for entry in entries:
+                people[UserRef(*_ref(entry))] = role
+        members[MeetingId(meeting_id)] = people
+    return Staff(members)
+
+
+def moderator_chats_from(settings: Settings) -> dict[MeetingId, list[ChatRef]]:
+    return {MeetingId(m): [ChatRef(*_ref(c)) for c in s.chats] for m, s in settings.meetings.staff.items()}
+
+
+class ChatAdapter(Sender, Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def command_descriptions() -> dict[str, str]:
+    """English descriptions for the platforms' command menus (Telegram's list, Discord's slash commands)."""
+    return {name: what for name, _, what in HELP}
+
+
+@dataclass
+class ChatRuntime:
+    agenda: AgendaStore
+    chats: SqlChatStore
+    outbox: SqlOutbox
+    settings: Settings
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    adapters: dict[Platform, ChatAdapter] = field(default_factory=dict)
+    engine: DeliveryEngine = field(default_factory=lambda: DeliveryEngine([]))
+    # Routes the web server must add for the platforms (path -> POST handler): Telegram's webhook.
+    webhooks: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = field(default_factory=dict)
+    _reminders: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.staff = staff_from(self.settings)
+        self.moderator_chats = moderator_chats_from(self.settings)
+        self.conversation = Conversation(
+            self.agenda, self.chats, self.staff, public_url=self.settings.server.public_url,
+            clock=self.clock, on_pin_request=self.pin_request,
+        )
+
+    # ---------------------------------------------------------------- building
+
+    def replies_for(self, platform: Platform) -> ReplyQueue:
+        return ReplyQueue(self.conversation, self.chats, lambda: self.engine.notify([platform]))
+
+    def limiter_for(self, platform: Platform) -> Limiter:
+        s = self.settings
+        if platform is Platform.TELEGRAM:
+            return TelegramLimiter(s.telegram.messages_per_second, 1.0, s.telegram.group_messages_per_minute)
+        if platform is Platform.DISCORD:
+            return DiscordLimiter(s.discord.requests_per_second)
+        return AdaptiveLimiter(s.matrix.messages_per_second)
+
+    def failure_notices(self, item: OutboxItem, reason: str) -> Sequence[OutgoingMessage]:
+        targets = self.moderator_chats.get(item.outgoing.meeting_id, []) if item.outgoing.meeting_id else []
+        return delivery_failed(item, reason, targets)
+
+    def add(self, adapter: ChatAdapter, *, limiter: Limiter | None = None, **worker_options: Any) -> None:
+        self.adapters[adapter.platform] = adapter
+        worker = PlatformWorker(
+            adapter, self.outbox, limiter or self.limiter_for(adapter.platform),
+            failure_notices=self.failure_notices,
+            poll_seconds=self.settings.bots.delivery_poll_seconds,
+            clock=self.clock,
+            **worker_options,
+        )
+        self.engine.workers[adapter.platform] = worker
+
+    def add_configured(self) -> None:
+        """The adapters the settings enable, with their secrets from the environment."""
+        s = self.settings
+        if s.telegram.enabled:
+            from .telegram.bot import TelegramAdapter
+
+            token = s.secret("telegram")
+            assert token is not None
+            secret = s.secret("telegram-webhook")
+            webhook = s.telegram.mode == "webhook"
+            telegram = TelegramAdapter(
+                token.get_secret_value(),
+                base_url=s.telegram.base_url,
+                replies=self.replies_for(Platform.TELEGRAM),
+                webhook_url=f"{s.server.public_url}{TELEGRAM_WEBHOOK}" if webhook else "",
+                webhook_secret=secret.get_secret_value() if secret is not None else "",
+                command_descriptions=command_descriptions(),
+            )
+            self.add(telegram)
+            if webhook:
+                self.webhooks[TELEGRAM_WEBHOOK] = telegram.webhook
+        if s.discord.enabled:
+            from .discord.bot import DiscordAdapter
+
+            token = s.secret("discord")
+            assert token is not None
+            self.add(DiscordAdapter(
+                token.get_secret_value(),
+                replies=self.replies_for(Platform.DISCORD),
+                commands=command_descriptions(),
+                api_url=s.discord.api_url,
+                gateway_url=s.discord.gateway_url,
+            ))
+        if s.matrix.enabled:
+            from .matrix.bot import MatrixAdapter
+
+            token = s.secret("matrix")
+            assert token is not None
+            self.add(MatrixAdapter(
+                s.matrix.homeserver,
+                s.matrix.user_id,
+                token.get_secret_value(),
+                replies=self.replies_for(Platform.MATRIX),
+                state_file=Path(s.matrix.state_file),
+                allowed_servers=s.matrix.allowed_servers,
+            ))
+
+    # ---------------------------------------------------------------- lifetime
+
+    async def start(self) -> None:
+        self.engine.start()
+        for platform, adapter in self.adapters.items():
+            try:
+                await adapter.start()
+            except Exception:
+                log.exception("platform failed to start; its messages wait in the outbox",
+                              extra={"platform": platform})
+        self._reminders = asyncio.create_task(self._reminder_loop(), name="reminders")
+
+    async def stop(self) -> None:
+        if self._reminders is not None:
+            self._reminders.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reminders
+        for adapter in self.adapters.values():
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("platform failed to stop cleanly", extra={"platform": adapter.platform})
+        await self.engine.stop()
+
+    # ---------------------------------------------------------------- pushes
+
+    async def announce(self, meeting: Meeting, version: AgendaVersion) -> Sequence[OutgoingMessage]:
+        """The messages announcing `version` (for Services.publish, stored with the version)."""
+        subscribers = await self.chats.subscribers(meeting.id)
+        return version_announcements(meeting, version, subscribers, today=meeting.local(self.clock()).date())
+
+    async def pin_request(self, profile: ChatProfile, meeting_id: MeetingId) -> None:
+        meeting = await self.agenda.get_meeting(meeting_id)
+        version = await self.agenda.latest_version(meeting_id)
+        if version is None:
+            return
+        message = pinned_today(meeting, version, profile, meeting.local(self.clock()).date())
+        await self.chats.enqueue([message])
+        self.engine.notify([profile.chat.platform])
+
+    async def remind_once(self) -> int:
+        """Queue the reminders and pinned schedules that are due now; returns how many were new."""
+        added = 0
+        now = self.clock()
+        for meeting in await self.agenda.list_meetings():
+            version = await self.agenda.latest_version(meeting.id)
+            if version is None:
+                continue
+            subscribers = await self.chats.subscribers(meeting.id)
+            messages = due_reminders(meeting, version, subscribers, self.settings.bots.reminder_offsets(), now)
+            today = meeting.local(now).date()
+            messages += [pinned_today(meeting, version, profile, today)
+                         for sub, profile in subscribers if profile.is_group]
+            added += await self.chats.enqueue(messages)
+        if added:
+            self.engine.notify()
+        return added
+
+    async def _reminder_loop(self) -> None:
+        while True:
+            try:
+                await self.remind_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reminder check failed")
+            await asyncio.sleep(self.settings.bots.reminder_check_seconds)

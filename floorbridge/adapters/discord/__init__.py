@@ -1,0 +1,1 @@
+"""Discord: discord.py with slash commands and buttons."""

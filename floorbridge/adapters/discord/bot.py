@@ -1,0 +1,239 @@
+"""The Discord adapter: discord.py 2.7, slash commands and buttons, started inside the app's loop.
+
+Slash commands and button clicks are answered through the interaction itself (Discord requires
+an answer within 3 seconds, and interaction responses are outside the global rate limit);
+announcements are sent by the delivery engine through `send` and `put_pinned`, with the outbox
+id as nonce (discord.py sends enforce_nonce with it), so a retried send never posts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.gateway import DiscordWebSocket
+
+from floorbridge.bots.events import Incoming, Reply
+from floorbridge.core.chats import ChatRef, Platform, UserRef
+from floorbridge.core.outbox import OutboxItem
+from floorbridge.delivery.errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
+
+from ..chat_bridge import ReplyQueue
+from .render import CUSTOM_ID_PREFIX, DiscordText, render
+
+log = logging.getLogger("floorbridge.discord")
+
+NO_MENTIONS = discord.AllowedMentions.none()
+# Error codes after which a channel will never accept our messages.
+_GONE_CODES = {10003, 10013, 50001, 50007, 50013}
+
+
+def point_at(api_url: str, gateway_url: str) -> None:
+    """Send discord.py's REST calls and gateway connection to these URLs (tests, proxies). Both are
+    class attributes in discord.py, so this applies to every client in the process."""
+    discord.http.Route.BASE = api_url.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url.rstrip("/") + "/")
+
+
+def _view(rows: list[list[dict[str, str]]]) -> discord.ui.View | None:
+    if not rows:
+        return None
+    view = discord.ui.View(timeout=None)
+    for n, row in enumerate(rows):
+        for button in row:
+            if "url" in button:
+                view.add_item(discord.ui.Button(label=button["label"], url=button["url"], row=n))
+            else:
+                view.add_item(discord.ui.Button(label=button["label"], custom_id=button["custom_id"], row=n,
+                                                style=discord.ButtonStyle.secondary))
+    return view
+
+
+def _embeds(part: DiscordText) -> list[discord.Embed]:
+    return [discord.Embed.from_dict(e) for e in part.embeds]
+
+
+class DiscordAdapter:
+    platform = Platform.DISCORD
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        replies: ReplyQueue,
+        commands: dict[str, str],
+        api_url: str = "",
+        gateway_url: str = "",
+        guild_ready_timeout: float = 2.0,
+    ) -> None:
+        if api_url or gateway_url:
+            point_at(api_url or discord.http.Route.BASE, gateway_url or str(DiscordWebSocket.DEFAULT_GATEWAY))
+        self._token = token
+        self._replies = replies
+        intents = discord.Intents.none()
+        intents.guilds = True
+        self.client = discord.Client(
+            intents=intents, allowed_mentions=NO_MENTIONS, guild_ready_timeout=guild_ready_timeout
+        )
+        self.tree = app_commands.CommandTree(self.client)
+        for name, description in commands.items():
+            self.tree.add_command(self._slash(name, description))
+        self.client.event(self.on_interaction)
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        self.client.event(self.on_ready)
+
+    def _slash(self, name: str, description: str) -> app_commands.Command[Any, Any, None]:
+        async def callback(interaction: discord.Interaction, arguments: str | None = None) -> None:
+            await self._answer(interaction, f"{name} {arguments or ''}".strip())
+
+        return app_commands.Command(name=name, description=description[:100], callback=callback)
+
+    # ---------------------------------------------------------------- lifetime
+
+    async def start(self, *, sync_commands: bool = True) -> None:
+        await self.client.login(self._token)
+        self._task = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+        ready = asyncio.create_task(self.ready.wait())
+        done, _ = await asyncio.wait({ready, self._task}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            if self._task in done:
+                self._task.result()  # the gateway failed: raise its error
+            raise TimeoutError("Discord gateway did not become ready within 60 s")
+        if sync_commands:
+            await self.tree.sync()
+        log.info("discord connected", extra={"bot": str(self.client.user)})
+
+    async def stop(self) -> None:
+        await self.client.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def on_ready(self) -> None:
+        self.ready.set()
+
+    # ---------------------------------------------------------------- incoming
+
+    @staticmethod
+    def _incoming(interaction: discord.Interaction, text: str) -> Incoming:
+        locale = str(interaction.locale) if interaction.locale else None
+        return Incoming(
+            chat=ChatRef(Platform.DISCORD, str(interaction.channel_id)),
+            user=UserRef(Platform.DISCORD, str(interaction.user.id)),
+            text=text,
+            is_group=interaction.guild_id is not None,
+            user_name=interaction.user.display_name,
+            language_hint=locale,
+        )
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component:
+            return
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = str(data.get("custom_id", ""))
+        if custom_id.startswith(CUSTOM_ID_PREFIX):
+            await self._answer(interaction, custom_id[len(CUSTOM_ID_PREFIX):])
+
+    async def _answer(self, interaction: discord.Interaction, text: str) -> None:
+        replies = await self._replies.answer(self._incoming(interaction, text))
+        first = True
+        for reply in replies:
+            for part in render(reply.message):
+                await self._respond(interaction, part, reply, first)
+                first = False
+
+    async def _respond(self, interaction: discord.Interaction, part: DiscordText, reply: Reply, first: bool) -> None:
+        kwargs: dict[str, Any] = {
+            "content": part.content or None,
+            "embeds": _embeds(part),
+            "allowed_mentions": NO_MENTIONS,
+            "ephemeral": reply.private,
+        }
+        view = _view(part.buttons)
+        if view is not None:
+            kwargs["view"] = view
+        if first and not interaction.response.is_done():
+            await interaction.response.send_message(**kwargs)
+        else:
+            await interaction.followup.send(**kwargs)
+
+    # ---------------------------------------------------------------- outgoing (delivery.Sender)
+
+    async def _channel(self, chat_id: str) -> discord.abc.Messageable:
+        channel = self.client.get_channel(int(chat_id))
+        if channel is None:
+            channel = await self.client.fetch_channel(int(chat_id))
+        if not isinstance(channel, discord.abc.Messageable):
+            raise PermanentFailure(f"channel {chat_id} cannot hold messages")
+        return channel
+
+    async def _send_parts(self, item: OutboxItem, parts: list[DiscordText]) -> discord.Message:
+        channel = await self._channel(item.outgoing.chat.chat_id)
+        message: discord.Message | None = None
+        for n, part in enumerate(parts):
+            kwargs: dict[str, Any] = {
+                "content": part.content or None,
+                "embeds": _embeds(part),
+                "allowed_mentions": NO_MENTIONS,
+                # Discord keeps a nonce for a few minutes: a retry after a lost answer returns the
+                # message already created instead of a second one. At most 25 characters.
+                "nonce": f"{item.idempotency_key}-{n}"[:25],
+            }
+            view = _view(part.buttons)
+            if view is not None:
+                kwargs["view"] = view
+            message = await channel.send(**kwargs)
+        assert message is not None
+        return message
+
+    async def send(self, item: OutboxItem) -> str:
+        with _mapped_errors():
+            return str((await self._send_parts(item, render(item.outgoing.message))).id)
+
+    async def put_pinned(self, item: OutboxItem, existing: str | None) -> str:
+        part = render(item.outgoing.message)[0]
+        with _mapped_errors():
+            if existing is not None:
+                channel = await self._channel(item.outgoing.chat.chat_id)
+                try:
+                    await channel.get_partial_message(int(existing)).edit(  # type: ignore[attr-defined]
+                        content=part.content or None, embeds=_embeds(part), allowed_mentions=NO_MENTIONS
+                    )
+                    return existing
+                except discord.NotFound:
+                    pass  # deleted by someone: post and pin a new one
+            message = await self._send_parts(item, [part])
+            try:
+                await message.pin(reason="floorbridge: today's schedule")
+            except discord.Forbidden as exc:
+                log.warning("cannot pin (the bot needs Manage Messages)", extra={"error": exc.text})
+            return str(message.id)
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except discord.RateLimited as exc:
+        raise RateLimited(exc.retry_after) from exc
+    except (discord.Forbidden, discord.NotFound) as exc:
+        raise PermanentFailure(f"{exc.status} {exc.text or exc}") from exc
+    except discord.DiscordServerError as exc:
+        raise TemporaryFailure(f"{exc.status} {exc.text}") from exc
+    except discord.HTTPException as exc:
+        if exc.status == 429:
+            raise RateLimited(float(exc.response.headers.get("Retry-After", 1))) from exc
+        if exc.code in _GONE_CODES:
+            raise PermanentFailure(f"{exc.code} {exc.text}") from exc
+        raise MessageRejected(f"{exc.status} {exc.code} {exc.text}") from exc
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise TemporaryFailure(repr(exc)) from exc

@@ -1,0 +1,1 @@
+"""Matrix: matrix-nio, "!" commands, invites from allowed servers."""

@@ -1,0 +1,188 @@
+"""The outbox on SQLite or PostgreSQL: rows are written in the transaction of the change that
+caused them (save_version, subscribe, reminders), claimed and settled by the delivery engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from floorbridge.core.chats import ChatRef, Platform
+from floorbridge.core.ids import MeetingId
+from floorbridge.core.outbox import OutboxItem, OutboxKind, OutboxStatus, OutgoingMessage
+from floorbridge.core.richtext import from_json, to_json
+
+from .engine import reading, writing
+from .statements import upsert, utc_now
+from .tables import outbox, pinned_messages, subscriptions
+
+
+def _row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
+    return {
+        "platform": message.chat.platform.value,
+        "chat_id": message.chat.chat_id,
+        "kind": message.kind.value,
+        "meeting_id": message.meeting_id,
+        "payload": to_json(message.message),
+        "dedup_key": message.dedup_key,
+        "cause": message.cause,
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+        "last_error": "",
+    }
+
+
+async def insert_outbox(conn: AsyncConnection, messages: Sequence[OutgoingMessage], now: datetime) -> int:
+    """Add `messages` inside the caller's transaction; a dedup_key already present is skipped.
+    Returns how many rows were added."""
+    if not messages:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    added = 0
+    # Chunks keep each statement under SQLite's bound-parameter limit.
+    for start in range(0, len(messages), 500):
+        rows = [_row(m, now) for m in messages[start : start + 500]]
+        stmt = dialect.insert(outbox).values(rows).on_conflict_do_nothing(index_elements=["dedup_key"])
+        result = await conn.execute(stmt)
+        added += max(result.rowcount or 0, 0)
+    return added
+
+
+class SqlOutbox:
+    """The delivery engine's view of the outbox."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def due(self, platform: Platform, limit: int, *, exclude: Sequence[int] = ()) -> list[OutboxItem]:
+        """Pending rows of `platform` whose time has come, oldest first, without those in `exclude`
+        (already in flight in this process)."""
+        query = (
+            select(outbox)
+            .where(
+                outbox.c.status == OutboxStatus.PENDING.value,
+                outbox.c.platform == platform.value,
+                outbox.c.not_before <= self._clock(),
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if exclude:
+            query = query.where(outbox.c.id.not_in(list(exclude)))
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_item(r) for r in rows]
+
+    async def mark_sent(self, item_id: int, platform_message_id: str) -> None:
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item_id)
+                .values(status=OutboxStatus.SENT.value, sent_at=self._clock(), platform_message_id=platform_message_id)
+            )
+
+    async def retry_at(self, item: OutboxItem, when: datetime, error: str) -> None:
+        """Try `item` again at `when`; later pending rows of its chat wait too, so the chat's order holds."""
+        chat = item.outgoing.chat
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item.id)
+                .values(not_before=when, attempts=outbox.c.attempts + 1, last_error=error[:2000])
+            )
+            await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.platform == chat.platform.value,
+                    outbox.c.chat_id == chat.chat_id,
+                    outbox.c.status == OutboxStatus.PENDING.value,
+                    outbox.c.id > item.id,
+                    outbox.c.not_before < when,
+                )
+                .values(not_before=when)
+            )
+
+    async def reject(self, item: OutboxItem, reason: str) -> None:
+        """This row failed for good; the chat and its subscription stay as they are."""
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item.id)
+                .values(status=OutboxStatus.FAILED.value, attempts=outbox.c.attempts + 1, last_error=reason[:2000])
+            )
+
+    async def fail(self, item: OutboxItem, reason: str, notices: Sequence[OutgoingMessage]) -> None:
+        """Settle a permanent failure: the row, every pending row and active subscription of that
+        chat, and the notices to moderators, in one transaction."""
+        chat = item.outgoing.chat
+        now = self._clock()
+        same_chat = and_(outbox.c.platform == chat.platform.value, outbox.c.chat_id == chat.chat_id)
+        async with writing(self._engine) as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == item.id)
+                .values(status=OutboxStatus.FAILED.value, attempts=outbox.c.attempts + 1, last_error=reason[:2000])
+            )
+            await conn.execute(
+                update(outbox)
+                .where(same_chat, outbox.c.status == OutboxStatus.PENDING.value)
+                .values(status=OutboxStatus.FAILED.value, last_error=f"not sent: {reason}"[:2000])
+            )
+            await conn.execute(
+                update(subscriptions)
+                .where(
+                    subscriptions.c.platform == chat.platform.value,
+                    subscriptions.c.chat_id == chat.chat_id,
+                    subscriptions.c.active.is_(True),
+                )
+                .values(active=False, stopped_reason=reason[:2000])
+            )
+            await insert_outbox(conn, notices, now)
+
+    async def pinned_message(self, chat: ChatRef, meeting_id: MeetingId) -> str | None:
+        query = select(pinned_messages.c.message_id).where(
+            pinned_messages.c.platform == chat.platform.value,
+            pinned_messages.c.chat_id == chat.chat_id,
+            pinned_messages.c.meeting_id == meeting_id,
+        )
+        async with reading(self._engine) as conn:
+            return (await conn.execute(query)).scalar()
+
+    async def set_pinned_message(self, chat: ChatRef, meeting_id: MeetingId, message_id: str) -> None:
+        values = {
+            "platform": chat.platform.value,
+            "chat_id": chat.chat_id,
+            "meeting_id": meeting_id,
+            "message_id": message_id,
+            "updated_at": self._clock(),
+        }
+        async with writing(self._engine) as conn:
+            await upsert(conn, pinned_messages, values, ["platform", "chat_id", "meeting_id"])
+
+    async def rows(self, chat: ChatRef | None = None) -> list[tuple[OutboxItem, OutboxStatus, str]]:
+        """Every row (of one chat) with its status and last error, oldest first."""
+        query = select(outbox).order_by(outbox.c.id)
+        if chat is not None:
+            query = query.where(outbox.c.platform == chat.platform.value, outbox.c.chat_id == chat.chat_id)
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [(_item(r), OutboxStatus(r.status), r.last_error) for r in rows]
+
+
+def _item(row: Any) -> OutboxItem:
+    message = OutgoingMessage(
+        chat=ChatRef(Platform(row.platform), row.chat_id),
+        message=from_json(row.payload),
+        kind=OutboxKind(row.kind),
+        meeting_id=MeetingId(row.meeting_id) if row.meeting_id else None,
+        dedup_key=row.dedup_key,
+        cause=row.cause,
+    )
+    return OutboxItem(row.id, message, row.attempts, row.created_at, row.not_before)

@@ -1,0 +1,311 @@
+"""The delivery engine: one worker per platform drains that platform's outbox rows.
+
+Each worker keeps the messages of one chat in order (one send in flight per chat), spaces sends
+with its platform's limiter, honours a 429 exactly, retries temporary failures with exponential
+back-off and full jitter, and settles permanent failures at once (no retry loop). Workers share
+nothing, so one platform being down never delays another. State lives in the outbox table: a
+restarted process resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from floorbridge.core.chats import ChatRef, Platform
+from floorbridge.core.ids import MeetingId
+from floorbridge.core.outbox import OutboxItem, OutboxKind, OutgoingMessage
+
+from .errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
+from .limits import Limiter
+
+log = logging.getLogger("floorbridge.delivery")
+
+
+class Sender(Protocol):
+    """A platform adapter's side of delivery."""
+
+    platform: Platform
+
+    async def send(self, item: OutboxItem) -> str:
+        """Send the message; return the platform's message id. Raises RateLimited, TemporaryFailure
+        or PermanentFailure."""
+        ...
+
+    async def put_pinned(self, item: OutboxItem, existing: str | None) -> str:
+        """Show the message as the chat's pinned one: edit `existing` in place where the platform
+        allows, else send and pin a new one. Returns the id of the pinned message."""
+        ...
+
+
+class OutboxPort(Protocol):
+    async def due(self, platform: Platform, limit: int, *, exclude: Sequence[int] = ()) -> list[OutboxItem]: ...
+
+    async def mark_sent(self, item_id: int, platform_message_id: str) -> None: ...
+
+    async def retry_at(self, item: OutboxItem, when: datetime, error: str) -> None: ...
+
+    async def fail(self, item: OutboxItem, reason: str, notices: Sequence[OutgoingMessage]) -> None: ...
+
+    async def reject(self, item: OutboxItem, reason: str) -> None: ...
+
+    async def pinned_message(self, chat: ChatRef, meeting_id: MeetingId) -> str | None: ...
+
+    async def set_pinned_message(self, chat: ChatRef, meeting_id: MeetingId, message_id: str) -> None: ...
+
+
+FailureNotices = Callable[[OutboxItem, str], Sequence[OutgoingMessage]]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    base: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        """Full jitter (AWS architecture blog): uniform in [0, min(cap, base * 2**attempts)]."""
+        return random.uniform(0, min(self.cap, self.base * 2 ** min(attempts, 30)))  # noqa: S311 (not crypto)
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    rate_limited: int = 0
+    retried: int = 0
+    failed: int = 0
+    latencies: list[float] = field(default_factory=list)  # seconds from enqueue to delivery
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PlatformWorker:
+    def __init__(
+        self,
+        sender: Sender,
+        outbox: OutboxPort,
+        limiter: Limiter,
+        *,
+        failure_notices: FailureNotices = lambda item, reason: (),
+        concurrency: int = 32,
+        batch: int = 500,
+        poll_seconds: float = 1.0,
+        backoff: Backoff = Backoff(),
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.sender = sender
+        self.platform = sender.platform
+        self._outbox = outbox
+        self._limiter = limiter
+        self._failure_notices = failure_notices
+        self._concurrency = concurrency
+        self._batch = batch
+        self._poll = poll_seconds
+        self._backoff = backoff
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._queues: OrderedDict[ChatRef, deque[OutboxItem]] = OrderedDict()
+        self._known: set[int] = set()  # ids queued or in flight here
+        self._busy: set[ChatRef] = set()  # chats with a send in flight
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._main: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._last_fetch = 0.0
+        self.stats = WorkerStats()
+
+    # ---------------------------------------------------------------- lifetime
+
+    def start(self) -> None:
+        self._stopping = False
+        self._main = asyncio.create_task(self._run(), name=f"delivery-{self.platform}")
+
+    async def stop(self) -> None:
+        """Stop taking work and wait for sends in flight (their results are recorded)."""
+        if self._main is not None:
+            # The flag, not only the cancellation, ends the loop: Python 3.11's wait primitives
+            # can swallow a cancel that races with a wake-up (gh-86296).
+            self._stopping = True
+            self._wake.set()
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+            self._main = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def notify(self) -> None:
+        """New rows were written: look at the outbox now rather than at the next poll."""
+        self._last_fetch = 0.0
+        self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        return not self._known
+
+    # ---------------------------------------------------------------- scheduling
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._fetch_if_due()
+                wait = self._dispatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery worker error; retrying", extra={"platform": self.platform})
+                wait = self._poll
+            if self._stopping:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(wait, 0.001)):
+                    await self._wake.wait()
+
+    async def _fetch_if_due(self) -> None:
+        now = time.monotonic()
+        room = self._batch - len(self._known)
+        if room <= 0 or now - self._last_fetch < self._poll:
+            return
+        self._last_fetch = now
+        items = await self._outbox.due(self.platform, room, exclude=sorted(self._known))
+        for item in items:
+            if item.id in self._known:
+                continue
+            self._known.add(item.id)
+            self._queues.setdefault(item.outgoing.chat, deque()).append(item)
+        if len(items) == room:
+            self._last_fetch = 0.0  # more are waiting: fetch again as soon as there is room
+
+    def _dispatch(self) -> float:
+        """Start every send the limiter allows now; return how long until the next might be."""
+        now = time.monotonic()
+        soonest = self._poll - (now - self._last_fetch) if self._last_fetch else 0.0
+        soonest = max(soonest, 0.0) if self._known else self._poll
+        for chat in list(self._queues):
+            if chat in self._busy:
+                continue
+            if len(self._busy) >= self._concurrency:
+                # The limiter's clock must be the send's: only start what can go out right now.
+                return min(soonest, 0.05)
+            wait = self._limiter.delay(chat, now)
+            if wait > 0:
+                soonest = min(soonest, wait)
+                continue
+            queue = self._queues[chat]
+            item = queue.popleft()
+            if not queue:
+                del self._queues[chat]
+            token = self._limiter.take(chat, now)
+            self._busy.add(chat)
+            task = asyncio.create_task(self._deliver(item, token))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return soonest
+
+    # ---------------------------------------------------------------- one message
+
+    async def _deliver(self, item: OutboxItem, token: object) -> None:
+        chat = item.outgoing.chat
+        requeue = False
+        try:
+            requeue = await self._attempt(item, token)
+        except asyncio.CancelledError:
+            requeue = False
+            raise
+        except Exception:
+            log.exception("delivery bookkeeping failed", extra={"outbox_id": item.id})
+        finally:
+            self._busy.discard(chat)
+            if not requeue:
+                self._known.discard(item.id)
+            self._wake.set()
+
+    async def _attempt(self, item: OutboxItem, token: object) -> bool:
+        """Send once and record the outcome. True when the item goes back to the front of its chat's queue."""
+        chat = item.outgoing.chat
+        extra = {"platform": self.platform, "chat": chat.chat_id, "outbox_id": item.id}
+        try:
+            try:
+                message_id = await self._send(item)
+            finally:
+                self._limiter.settle(chat, token, time.monotonic())
+        except RateLimited as exc:
+            self.stats.rate_limited += 1
+            until = time.monotonic() + exc.retry_after
+            self._limiter.pause(None if exc.whole_platform else chat, until)
+            await self._outbox.retry_at(item, self._clock() + timedelta(seconds=exc.retry_after), str(exc))
+            log.warning("rate limited", extra={**extra, "retry_after": exc.retry_after})
+            self._queues.setdefault(chat, deque()).appendleft(item)
+            self._queues.move_to_end(chat, last=False)
+            return True
+        except TemporaryFailure as exc:
+            self.stats.retried += 1
+            delay = self._backoff.delay(item.attempts)
+            await self._outbox.retry_at(item, self._clock() + timedelta(seconds=delay), str(exc))
+            log.warning("send failed, will retry", extra={**extra, "error": str(exc), "retry_in": round(delay, 3)})
+            # Later messages to this chat wait behind it: they are dropped here and fetched again in order.
+            self._forget_chat(chat)
+            return False
+        except MessageRejected as exc:
+            self.stats.failed += 1
+            await self._outbox.reject(item, str(exc))
+            log.error("message rejected by the platform", extra={**extra, "error": str(exc)})
+            return False
+        except PermanentFailure as exc:
+            self.stats.failed += 1
+            await self._outbox.fail(item, str(exc), self._failure_notices(item, str(exc)))
+            log.warning("chat unreachable; subscription stopped", extra={**extra, "error": str(exc)})
+            self._forget_chat(chat)
+            return False
+        self._limiter.succeeded()
+        if item.outgoing.kind is OutboxKind.PIN_TODAY:
+            # Sending and pinning a new message is two requests to the chat: count the second,
+            # from when it ended, so the chat's next message keeps its distance from it.
+            now = time.monotonic()
+            self._limiter.settle(chat, self._limiter.take(chat, now), now)
+        await self._outbox.mark_sent(item.id, message_id)
+        self.stats.sent += 1
+        self.stats.latencies.append((self._clock() - item.created_at).total_seconds())
+        return False
+
+    async def _send(self, item: OutboxItem) -> str:
+        outgoing = item.outgoing
+        if outgoing.kind is OutboxKind.PIN_TODAY and outgoing.meeting_id is not None:
+            existing = await self._outbox.pinned_message(outgoing.chat, outgoing.meeting_id)
+            message_id = await self.sender.put_pinned(item, existing)
+            if message_id != existing:
+                await self._outbox.set_pinned_message(outgoing.chat, outgoing.meeting_id, message_id)
+            return message_id
+        return await self.sender.send(item)
+
+    def _forget_chat(self, chat: ChatRef) -> None:
+        for queued in self._queues.pop(chat, deque()):
+            self._known.discard(queued.id)
+
+
+class DeliveryEngine:
+    """The workers of every enabled platform."""
+
+    def __init__(self, workers: Sequence[PlatformWorker]) -> None:
+        self.workers = {w.platform: w for w in workers}
+
+    def start(self) -> None:
+        for worker in self.workers.values():
+            worker.start()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(w.stop() for w in self.workers.values()))
+
+    def notify(self, platforms: Sequence[Platform] | None = None) -> None:
+        for platform, worker in self.workers.items():
+            if platforms is None or platform in platforms:
+                worker.notify()
