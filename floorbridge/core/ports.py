@@ -9,10 +9,13 @@ from typing import Protocol
 
 from .agenda import Session
 from .chats import ChatProfile, ChatRef, Subscription
+from .console import ConsoleAccount, ConsoleSession
 from .deadline import Deadline
-from .ids import MeetingId
+from .ids import MeetingId, SessionId
 from .meeting import Meeting
 from .outbox import OutgoingMessage
+from .slots import SlotCall, SlotRequest
+from .speakers import AuditEntry, SpeakerList
 from .versions import AgendaVersion
 
 
@@ -117,4 +120,70 @@ class ChatStore(Protocol):
 
     async def enqueue(self, messages: Sequence[OutgoingMessage]) -> int:
         """Store messages in the outbox (rows whose dedup_key exists are skipped); returns how many were new."""
+        ...
+
+
+class SpeakerStore(Protocol):
+    """Lists of speakers, their speakers and the audit trail of every change."""
+
+    async def load_list(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList | None:
+        """The whole list (all speakers, the waiting order, budgets), or None if never used."""
+        ...
+
+    async def lists_of(self, meeting_id: MeetingId) -> list[SpeakerList]: ...
+
+    async def save_changes(self, lst: SpeakerList, base_version: int, audit: Sequence[AuditEntry],
+                           changed_speaker_ids: Sequence[int], messages: Sequence[OutgoingMessage]) -> None:
+        """In one transaction: move the stored list from `base_version` to `lst.version` (raise
+        ConcurrentChange when the stored version is not `base_version`; base 0 creates it), write the
+        changed speakers, append the audit entries and enqueue the messages (dedup keys honoured)."""
+        ...
+
+    async def audit_trail(self, meeting_id: MeetingId, session_id: SessionId) -> list[AuditEntry]: ...
+
+
+class SlotStore(Protocol):
+    """Segments open for speaking-slot requests and the requests filed for them."""
+
+    async def save_call(self, call: SlotCall) -> None: ...
+
+    async def get_call(self, meeting_id: MeetingId, call_id: str) -> SlotCall | None: ...
+
+    async def calls(self, meeting_id: MeetingId) -> list[SlotCall]: ...
+
+    async def add_request(self, request: SlotRequest, messages: Sequence[OutgoingMessage]) -> None: ...
+
+    async def update_request(self, request: SlotRequest, expected_updated_at: datetime | None,
+                             messages: Sequence[OutgoingMessage]) -> None:
+        """Replace a request if nobody changed it since `expected_updated_at` (else ConcurrentChange)."""
+        ...
+
+    async def get_request(self, ref: str) -> SlotRequest | None: ...
+
+    async def requests(self, meeting_id: MeetingId, call_id: str | None = None) -> list[SlotRequest]: ...
+
+    async def request_by_feed_token(self, token: str) -> SlotRequest | None: ...
+
+    async def requests_of(self, requester: str) -> list[SlotRequest]: ...
+
+
+class ConsoleStore(Protocol):
+    """Console accounts, signed-in sessions and one-time login links (all tokens as hashes)."""
+
+    async def save_account(self, account: ConsoleAccount) -> None: ...
+
+    async def account(self, username: str) -> ConsoleAccount | None: ...
+
+    async def create_session(self, token_hash: str, session: ConsoleSession) -> None: ...
+
+    async def session(self, token_hash: str, now: datetime) -> ConsoleSession | None:
+        """The session if it exists and has not expired."""
+        ...
+
+    async def delete_session(self, token_hash: str) -> None: ...
+
+    async def create_login_link(self, token_hash: str, subject: str, expires_at: datetime) -> None: ...
+
+    async def use_login_link(self, token_hash: str, now: datetime) -> str | None:
+        """The link's subject, once: a used or expired link gives None (atomic, even across processes)."""
         ...
