@@ -29,6 +29,14 @@ from floorbridge.core.versions import AgendaVersion
 PG_HOST = os.environ.get("FLOORBRIDGE_TEST_PG_HOST", "127.0.0.1")
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:5432/test"
 TABLES = (
+    "queue_audit",
+    "speakers",
+    "speaker_lists",
+    "slot_requests",
+    "slot_calls",
+    "login_links",
+    "console_sessions",
+    "console_accounts",
     "pinned_messages",
     "outbox",
     "subscriptions",

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -225,4 +227,147 @@ pinned_messages = Table(
     Column("meeting_id", MEETING_ID, primary_key=True),
     Column("message_id", String(255), nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+
+# ---------------------------------------------------------------- lists of speakers, speaking slots, console (0003)
+
+# One row per list of speakers; `version` is the optimistic-concurrency token every save moves on.
+speaker_lists = Table(
+    "speaker_lists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("meeting_id", MEETING_ID, ForeignKey("meetings.id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", ITEM_ID, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("closed", Boolean, nullable=False),
+    Column("seconds_per_speaker", Integer, nullable=False),
+    Column("budgets", Json, nullable=False),
+    Column("waiting", Json, nullable=False),
+    Column("current_id", Integer, nullable=True),
+    Column("last_id", Integer, nullable=True),
+    Column("next_id", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("meeting_id", "session_id", name="uq_speaker_lists_session"),
+)
+
+speakers = Table(
+    "speakers",
+    metadata,
+    Column("list_id", Integer, ForeignKey("speaker_lists.id", ondelete="CASCADE"), primary_key=True),
+    Column("speaker_id", Integer, primary_key=True, autoincrement=False),
+    Column("participant_key", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("delegation", Text, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("remote", Boolean, nullable=False),
+    Column("notify", Text, nullable=False),
+    Column("speech_type", String(32), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("receipt", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("paused_at", UtcDateTime, nullable=True),
+    Column("paused_seconds", Double, nullable=False),
+    Column("allotted_seconds", Integer, nullable=False),
+    Index("ix_speakers_participant", "participant_key"),
+)
+
+queue_audit = Table(
+    "queue_audit",
+    metadata,
+    Column("id", OUTBOX_ID, primary_key=True, autoincrement=True),
+    Column("list_id", Integer, ForeignKey("speaker_lists.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor_key", Text, nullable=False),
+    Column("actor_name", Text, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("moderator", Boolean, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("detail", Json, nullable=False),
+    Index("ix_queue_audit_list", "list_id", "version"),
+)
+
+SLOT_CALL_ID = String(64)
+
+slot_calls = Table(
+    "slot_calls",
+    metadata,
+    Column("meeting_id", MEETING_ID, ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True),
+    Column("call_id", SLOT_CALL_ID, primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("deadline", UtcDateTime, nullable=False),
+    Column("sessions", Json, nullable=False),
+    Column("minutes", Integer, nullable=False),
+    Column("one_per_delegation", Boolean, nullable=False),
+    Column("modes", Json, nullable=False),
+    Column("languages", Json, nullable=False),
+)
+
+slot_requests = Table(
+    "slot_requests",
+    metadata,
+    Column("ref", String(32), primary_key=True),
+    Column("call_id", SLOT_CALL_ID, nullable=False),
+    Column("meeting_id", MEETING_ID, nullable=False),
+    Column("requester", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("delegation", Text, nullable=False),
+    Column("stakeholder", String(32), nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("session_id", ITEM_ID, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("approved_session", ITEM_ID, nullable=True),
+    Column("slot_order", Integer, nullable=False),
+    Column("slot_start", UtcDateTime, nullable=True),
+    Column("slot_minutes", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=True),
+    Column("notify", Text, nullable=False),
+    Column("feed_token", String(64), nullable=True, unique=True),
+    ForeignKeyConstraint(
+        ["meeting_id", "call_id"],
+        ["slot_calls.meeting_id", "slot_calls.call_id"],
+        ondelete="CASCADE",
+        name="fk_slot_requests_call",
+    ),
+    Index("ix_slot_requests_call", "meeting_id", "call_id"),
+    Index("ix_slot_requests_requester", "requester"),
+)
+
+console_accounts = Table(
+    "console_accounts",
+    metadata,
+    Column("username", String(255), primary_key=True),
+    Column("password_hash", Text, nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("roles", Json, nullable=False),
+)
+
+# Tokens are kept only as hashes (a hex SHA-256 is 64 characters; room is left for other schemes).
+TOKEN_HASH = String(128)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", TOKEN_HASH, primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("csrf", String(128), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+login_links = Table(
+    "login_links",
+    metadata,
+    Column("token_hash", TOKEN_HASH, primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
 )

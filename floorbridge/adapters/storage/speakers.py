@@ -1,0 +1,251 @@
+"""SqlSpeakerStore: floorbridge.core.ports.SpeakerStore on SQLite or PostgreSQL.
+
+A list of speakers is one `speaker_lists` row (the list's own fields and its waiting order), one
+`speakers` row per speaker and one `queue_audit` row per accepted command. The row's `version` is
+the optimistic-concurrency token: a save names the version it started from and only moves the
+row from there, so of two processes saving from one version exactly one wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from floorbridge.core.errors import ConcurrentChange
+from floorbridge.core.ids import MeetingId, SessionId
+from floorbridge.core.outbox import OutgoingMessage
+from floorbridge.core.speakers import (
+    Actor,
+    AuditEntry,
+    Channel,
+    Participant,
+    Speaker,
+    SpeakerList,
+    SpeakerState,
+    SpeechType,
+)
+
+from .engine import reading, writing
+from .outbox import insert_outbox
+from .statements import utc_now
+from .tables import queue_audit, speaker_lists, speakers
+
+# Every column of `speakers` but the key: what an upsert of a changed speaker overwrites.
+_SPEAKER_VALUES = [c.name for c in speakers.columns if c.name not in ("list_id", "speaker_id")]
+
+
+class SqlSpeakerStore:
+    """Every method runs in its own transaction; `save_changes` is all-or-nothing."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def load_list(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList | None:
+        query = select(speaker_lists).where(
+            speaker_lists.c.meeting_id == meeting_id, speaker_lists.c.session_id == session_id
+        )
+        async with reading(self._engine) as conn:
+            row = (await conn.execute(query)).first()
+            if row is None:
+                return None
+            found = await _speakers_of(conn, select(speakers).where(speakers.c.list_id == row.id))
+        return _list(row, found.get(row.id, {}))
+
+    async def lists_of(self, meeting_id: MeetingId) -> list[SpeakerList]:
+        """Every list of the meeting, by session id."""
+        lists_query = (
+            select(speaker_lists).where(speaker_lists.c.meeting_id == meeting_id).order_by(speaker_lists.c.session_id)
+        )
+        speakers_query = (
+            select(speakers)
+            .join(speaker_lists, speaker_lists.c.id == speakers.c.list_id)
+            .where(speaker_lists.c.meeting_id == meeting_id)
+        )
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(lists_query)).all()
+            found = await _speakers_of(conn, speakers_query) if rows else {}
+        return [_list(row, found.get(row.id, {})) for row in rows]
+
+    async def save_changes(
+        self,
+        lst: SpeakerList,
+        base_version: int,
+        audit: Sequence[AuditEntry],
+        changed_speaker_ids: Sequence[int],
+        messages: Sequence[OutgoingMessage],
+    ) -> None:
+        missing = sorted({i for i in changed_speaker_ids if i not in lst.speakers})
+        if missing:
+            raise ValueError(f"speakers {missing} are not in the list of {lst.meeting_id}/{lst.session_id}")
+        now = self._clock()
+        values = {
+            "version": lst.version,
+            "closed": lst.closed,
+            "seconds_per_speaker": lst.seconds_per_speaker,
+            "budgets": dict(lst.budgets),
+            "waiting": list(lst.order),
+            "current_id": lst.current,
+            "last_id": lst.last,
+            "next_id": lst.next_id,
+            "updated_at": now,
+        }
+        # dict.fromkeys: each speaker once (PostgreSQL refuses to upsert one row twice in a statement).
+        speaker_ids = list(dict.fromkeys(changed_speaker_ids))
+        async with writing(self._engine) as conn:
+            list_id = await _move_version(conn, lst, base_version, values)
+            if speaker_ids:
+                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+                stmt = dialect.insert(speakers)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["list_id", "speaker_id"], set_={k: stmt.excluded[k] for k in _SPEAKER_VALUES}
+                )
+                await conn.execute(stmt, [_speaker_row(list_id, lst.speakers[i]) for i in speaker_ids])
+            if audit:
+                await conn.execute(queue_audit.insert(), [_audit_row(list_id, e) for e in audit])
+            await insert_outbox(conn, messages, now)
+
+    async def audit_trail(self, meeting_id: MeetingId, session_id: SessionId) -> list[AuditEntry]:
+        """The list's audit entries, oldest version first."""
+        query = (
+            select(queue_audit)
+            .join(speaker_lists, speaker_lists.c.id == queue_audit.c.list_id)
+            .where(speaker_lists.c.meeting_id == meeting_id, speaker_lists.c.session_id == session_id)
+            .order_by(queue_audit.c.version, queue_audit.c.id)
+        )
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return [_audit(r) for r in rows]
+
+
+async def _move_version(conn: AsyncConnection, lst: SpeakerList, base_version: int, values: dict[str, Any]) -> int:
+    """Create the list row (base 0) or move it from `base_version`; the row's id, or ConcurrentChange."""
+    key = {"meeting_id": lst.meeting_id, "session_id": lst.session_id}
+    if base_version == 0:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        created = (
+            dialect.insert(speaker_lists)
+            .values(**key, **values)
+            .on_conflict_do_nothing(index_elements=["meeting_id", "session_id"])
+            .returning(speaker_lists.c.id)
+        )
+        list_id = (await conn.execute(created)).scalar()
+        if list_id is not None:
+            return int(list_id)
+        # The row exists: it may only be moved on if it is still at version 0.
+    moved = (
+        update(speaker_lists)
+        .where(
+            speaker_lists.c.meeting_id == lst.meeting_id,
+            speaker_lists.c.session_id == lst.session_id,
+            speaker_lists.c.version == base_version,
+        )
+        .values(**values)
+        .returning(speaker_lists.c.id)
+    )
+    list_id = (await conn.execute(moved)).scalar()
+    if list_id is None:
+        raise ConcurrentChange(
+            f"the list of speakers of {lst.meeting_id}/{lst.session_id} is no longer at version {base_version} "
+            f"(someone else changed it first)"
+        )
+    return int(list_id)
+
+
+async def _speakers_of(conn: AsyncConnection, query: Select[Any]) -> dict[int, dict[int, Speaker]]:
+    """List id -> speaker id -> speaker, speakers in id order."""
+    out: dict[int, dict[int, Speaker]] = {}
+    for r in (await conn.execute(query.order_by(speakers.c.list_id, speakers.c.speaker_id))).all():
+        out.setdefault(r.list_id, {})[r.speaker_id] = _speaker(r)
+    return out
+
+
+def _speaker_row(list_id: int, s: Speaker) -> dict[str, Any]:
+    p = s.participant
+    return {
+        "list_id": list_id,
+        "speaker_id": s.id,
+        "participant_key": p.key,
+        "name": p.name,
+        "delegation": p.delegation,
+        "channel": p.channel.value,
+        "remote": p.remote,
+        "notify": p.notify,
+        "speech_type": s.speech_type.value,
+        "requested_at": s.requested_at,
+        "receipt": s.receipt,
+        "state": s.state.value,
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+        "paused_at": s.paused_at,
+        "paused_seconds": s.paused_seconds,
+        "allotted_seconds": s.allotted_seconds,
+    }
+
+
+def _speaker(r: Any) -> Speaker:
+    return Speaker(
+        id=r.speaker_id,
+        participant=Participant(
+            key=r.participant_key,
+            name=r.name,
+            delegation=r.delegation,
+            channel=Channel(r.channel),
+            remote=bool(r.remote),
+            notify=r.notify,
+        ),
+        speech_type=SpeechType(r.speech_type),
+        requested_at=r.requested_at,
+        receipt=int(r.receipt),
+        state=SpeakerState(r.state),
+        started_at=r.started_at,
+        ended_at=r.ended_at,
+        paused_at=r.paused_at,
+        paused_seconds=float(r.paused_seconds),
+        allotted_seconds=r.allotted_seconds,
+    )
+
+
+def _list(row: Any, found: dict[int, Speaker]) -> SpeakerList:
+    return SpeakerList(
+        meeting_id=MeetingId(row.meeting_id),
+        session_id=SessionId(row.session_id),
+        version=row.version,
+        closed=bool(row.closed),
+        seconds_per_speaker=row.seconds_per_speaker,
+        budgets={str(k): int(v) for k, v in row.budgets.items()},
+        speakers=found,
+        order=[int(i) for i in row.waiting],
+        current=row.current_id,
+        last=row.last_id,
+        next_id=row.next_id,
+    )
+
+
+def _audit_row(list_id: int, e: AuditEntry) -> dict[str, Any]:
+    return {
+        "list_id": list_id,
+        "version": e.version,
+        "at": e.at,
+        "actor_key": e.actor.key,
+        "actor_name": e.actor.name,
+        "channel": e.actor.channel.value,
+        "moderator": e.actor.moderator,
+        "action": e.action,
+        "detail": dict(e.detail),
+    }
+
+
+def _audit(r: Any) -> AuditEntry:
+    return AuditEntry(
+        version=r.version,
+        at=r.at,
+        actor=Actor(r.actor_key, r.actor_name, Channel(r.channel), bool(r.moderator)),
+        action=r.action,
+        detail=dict(r.detail),
+    )
