@@ -14,8 +14,8 @@ from .deadline import Deadline
 from .ids import MeetingId, SessionId
 from .meeting import Meeting
 from .outbox import OutgoingMessage
-from .slots import SlotCall, SlotRequest
-from .speakers import AuditEntry, SpeakerList
+from .slots import SlotCall, SlotForm, SlotRequest
+from .speakers import Actor, AuditEntry, Command, Outcome, RequestFloor, SpeakerList
 from .versions import AgendaVersion
 
 
@@ -187,3 +187,42 @@ class ConsoleStore(Protocol):
     async def use_login_link(self, token_hash: str, now: datetime) -> str | None:
         """The link's subject, once: a used or expired link gives None (atomic, even across processes)."""
         ...
+
+
+class FloorDesk(Protocol):
+    """The running lists of speakers, as the chat and the web use them."""
+
+    async def session(self, meeting_id: MeetingId, session_id: SessionId) -> tuple[Meeting, Session]: ...
+
+    async def view(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList: ...
+
+    async def request(self, meeting_id: MeetingId, session_id: SessionId, command: RequestFloor,
+                      actor: Actor) -> Outcome: ...
+
+    async def act(self, meeting_id: MeetingId, session_id: SessionId, command: Command, actor: Actor,
+                  expected_version: int | None = None) -> Outcome: ...
+
+
+class SlotDesk(Protocol):
+    """Speaking-slot requests as the chat dialogue files, changes and withdraws them
+    (floorbridge.adapters.slot_service.SlotService implements it)."""
+
+    @property
+    def store(self) -> SlotStore: ...
+
+    async def call(self, meeting_id: MeetingId, call_id: str) -> SlotCall:
+        """Raises NotFound."""
+        ...
+
+    async def submit(self, meeting_id: MeetingId, call_id: str, form: SlotForm, requester: str,
+                     notify: str = "") -> SlotRequest:
+        """Raises QueueRefused (deadline passed, a second request, one speaker per delegation) or InvalidInput."""
+        ...
+
+    async def mine(self, ref: str, requester: str) -> tuple[SlotCall, SlotRequest]:
+        """The requester's own request and its call; NotFound for anybody else's."""
+        ...
+
+    async def change(self, ref: str, form: SlotForm, requester: str) -> SlotRequest: ...
+
+    async def withdraw(self, ref: str, requester: str) -> SlotRequest: ...

@@ -271,6 +271,9 @@ class SpeakerList:
     current: int | None = None  # speaking or paused
     last: int | None = None  # the last speech that ended
     next_id: int = 1
+    # participant key -> speaker id of their open request (waiting or speaking). Built on demand,
+    # kept up to date by requests (thousands arrive at once) and dropped by every other command.
+    _open: dict[str, int] | None = field(default=None, init=False, compare=False, repr=False)
 
     # ------------------------------------------------------------------ reading
 
@@ -285,12 +288,12 @@ class SpeakerList:
             return 0
 
     def open_request_of(self, participant_key: str) -> Speaker | None:
-        for sid in self.order:
-            if self.speakers[sid].participant.key == participant_key:
-                return self.speakers[sid]
-        if self.current is not None and self.speakers[self.current].participant.key == participant_key:
-            return self.speakers[self.current]
-        return None
+        if self._open is None:
+            self._open = {self.speakers[sid].participant.key: sid for sid in reversed(self.order)}
+            if self.current is not None:
+                self._open.setdefault(self.speakers[self.current].participant.key, self.current)
+        sid = self._open.get(participant_key)
+        return self.speakers[sid] if sid is not None else None
 
     def current_speaker(self) -> Speaker | None:
         return self.speakers[self.current] if self.current is not None else None
@@ -318,6 +321,8 @@ class SpeakerList:
         first_before = self.order[0] if self.order else None
         detail: dict[str, object] = {}
         handler = getattr(self, f"_do_{ACTION_NAMES[type(command)]}")
+        if not isinstance(command, RequestFloor):
+            self._open = None
         speaker: Speaker | None = handler(command, actor, now, changed, notices, detail)
         first_after = self.order[0] if self.order else None
         if first_after is not None and first_after != first_before:
@@ -340,14 +345,14 @@ class SpeakerList:
         return self.speakers[speaker_id]
 
     def _insert_index(self, new: Speaker) -> int:
-        band = _BAND[new.speech_type]
-        for index, sid in enumerate(self.order):
-            other = self.speakers[sid]
-            other_band = _BAND[other.speech_type]
-            if other_band > band or (other_band == band and (other.requested_at, other.receipt)
-                                     > (new.requested_at, new.receipt)):
-                return index
-        return len(self.order)
+        """After the last waiting speaker who comes first by band and receipt. Searched from the end:
+        a new request is nearly always the latest of its band, so this is quick with thousands waiting."""
+        key = (_BAND[new.speech_type], new.requested_at, new.receipt)
+        for index in range(len(self.order) - 1, -1, -1):
+            other = self.speakers[self.order[index]]
+            if (_BAND[other.speech_type], other.requested_at, other.receipt) <= key:
+                return index + 1
+        return 0
 
     def _do_request(self, c: RequestFloor, actor: Actor, now: datetime, changed: dict[int, Speaker],
                     notices: list[FloorNotice], detail: dict[str, object]) -> Speaker:
@@ -365,9 +370,12 @@ class SpeakerList:
             raise QueueRefused(f"you already have an open request ({where})", "duplicate")
         speaker = Speaker(self.next_id, p, c.speech_type, c.requested_at or now, c.receipt)
         self.next_id += 1
-        self.order.insert(self._insert_index(speaker), speaker.id)
+        index = self._insert_index(speaker)
+        self.order.insert(index, speaker.id)
         self._put(speaker, changed)
-        position = self.position_of(speaker.id)
+        if self._open is not None:
+            self._open[p.key] = speaker.id
+        position = index + 1
         notices.append(FloorNotice("queued", speaker, position))
         detail.update(speaker=speaker.id, participant=p.key, speech_type=str(c.speech_type), position=position)
         return speaker

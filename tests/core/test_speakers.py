@@ -3,6 +3,7 @@ actions, optimistic concurrency, the timer and delegation budgets."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -71,6 +72,38 @@ def test_order_follows_speech_type_then_receipt_time() -> None:
     ask(lst, person(6), at=0)
     assert names(lst) == ["Delegate 4", "Delegate 5", "Delegate 6", "Delegate 1", "Delegate 3", "Delegate 2"]
     assert lst.version == 6
+
+
+def test_thousands_of_mixed_requests_keep_band_and_receipt_order_and_one_request_each() -> None:
+    rng = random.Random(4)
+    lst = fresh()
+    kinds = list(SpeechType)
+    asked: dict[str, int] = {}
+    for n in range(3000):
+        who = person(rng.randrange(1200))  # many ask twice: the second is refused while the first is open
+        if rng.random() < 0.05 and lst.open_request_of(who.key) is not None:
+            lst.apply(Withdraw(who.key), me(who), T0)
+            del asked[who.key]
+            continue
+        if rng.random() < 0.01 and lst.order:
+            lst.apply(Next(), CHAIR, T0)  # the list changes under the requests: the index must follow
+            asked = {s.participant.key: s.id for s in lst.waiting()}
+            continue
+        kind = rng.choice(kinds)
+        if who.key in asked or (lst.current_speaker() and lst.current_speaker().participant.key == who.key):  # type: ignore[union-attr]
+            with pytest.raises(QueueRefused, match="already have an open request"):
+                lst.apply(RequestFloor(who, kind, T0 + timedelta(seconds=n // 3), receipt=n), me(who), T0)
+            continue
+        outcome = lst.apply(RequestFloor(who, kind, T0 + timedelta(seconds=n // 3), receipt=n), me(who), T0)
+        assert outcome.speaker is not None
+        asked[who.key] = outcome.speaker.id
+        assert outcome.notices[0].position == lst.position_of(outcome.speaker.id)
+    band = {SpeechType.POINT_OF_ORDER: 0, SpeechType.INTERPOSED_QUESTION: 1, SpeechType.ANSWER: 1,
+            SpeechType.CONTRIBUTION: 2, SpeechType.RIGHT_OF_REPLY: 3}
+    waiting = lst.waiting()
+    assert len(waiting) > 500
+    assert waiting == sorted(waiting, key=lambda s: (band[s.speech_type], s.requested_at, s.receipt))
+    assert len({s.participant.key for s in waiting}) == len(waiting)
 
 
 def test_one_open_request_per_participant_and_withdraw() -> None:
