@@ -13,10 +13,20 @@ from pathlib import Path
 
 from aiohttp import web
 
-from floorbridge.adapters.chat_runtime import ChatRuntime
+from floorbridge.adapters.chat_runtime import ChatRuntime, staff_from
 from floorbridge.adapters.settings import Settings
+from floorbridge.adapters.slot_service import SlotService
 from floorbridge.adapters.sources import ImportedAgenda, load_agenda
-from floorbridge.adapters.storage import SqlAgendaStore, SqlChatStore, SqlOutbox, open_store
+from floorbridge.adapters.storage import (
+    SqlAgendaStore,
+    SqlChatStore,
+    SqlConsoleStore,
+    SqlOutbox,
+    SqlSlotStore,
+    SqlSpeakerStore,
+    open_store,
+)
+from floorbridge.adapters.web.console_auth import ConsoleAuth
 from floorbridge.adapters.web.fastpath import FastPathSite
 from floorbridge.adapters.web.keys import WebOptions
 from floorbridge.adapters.web.personal import PersonalFeeds
@@ -40,6 +50,8 @@ class Services:
     chats: SqlChatStore
     outbox: SqlOutbox
     chat: ChatRuntime
+    speakers: SqlSpeakerStore
+    console: ConsoleAuth
 
     def render(self, meeting: Meeting, version: AgendaVersion) -> Mapping[str, RenderedFeed]:
         return render_feeds(
@@ -108,8 +120,14 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     )
     chats = SqlChatStore(store.engine)
     outbox = SqlOutbox(store.engine)
+    speakers = SqlSpeakerStore(store.engine)
+    console = ConsoleAuth(SqlConsoleStore(store.engine), staff_from(settings), public_url=settings.server.public_url,
+                          session_minutes=settings.console.session_minutes,
+                          link_minutes=settings.console.login_link_minutes)
+    chat = ChatRuntime(store, chats, outbox, settings, speakers=speakers, login_link=console.login_link,
+                       slots=SlotService(SqlSlotStore(store.engine), store))
     try:
-        yield Services(settings, store, chats, outbox, ChatRuntime(store, chats, outbox, settings))
+        yield Services(settings, store, chats, outbox, chat, speakers, console)
     finally:
         await store.close()
 
@@ -130,6 +148,10 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             snapshots,
             WebOptions(settings.server.public_url, settings.server.max_body_bytes),
             personal_feeds=personal,
+            floor_desk=svc.chat.floor,
+            speaker_store=svc.speakers,
+            console=svc.console,
+            slots=svc.chat.slots,
         )
         svc.chat.add_configured()
         for path, handler in svc.chat.webhooks.items():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -15,10 +17,13 @@ from floorbridge.adapters.settings import Settings, describe, load_settings
 from floorbridge.adapters.storage import upgrade
 from floorbridge.app import Services, serve, services
 from floorbridge.core import codec
+from floorbridge.core.chats import Role
 from floorbridge.core.errors import FloorbridgeError, InvalidInput, NothingToPublish
 from floorbridge.core.ids import MeetingId
 
 DEFAULT_CONFIG = "config/floorbridge.yaml"
+PASSWORD_ENV = "FLOORBRIDGE_NEW_PASSWORD"  # noqa: S105 (the variable's name, not a password)
+USERNAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 
 def _config_path(arg: str | None) -> Path | None:
@@ -113,6 +118,47 @@ def cmd_changelog(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_with_services(settings, job))
 
 
+def _new_password() -> str | None:
+    """From $FLOORBRIDGE_NEW_PASSWORD, else typed twice at a terminal; never from the command line."""
+    password = os.environ.get(PASSWORD_ENV)
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        print(f"error: set {PASSWORD_ENV} or run this in a terminal to type the password", file=sys.stderr)
+        return None
+    password = getpass.getpass("Password (at least 12 characters): ")
+    if getpass.getpass("The same password again: ") != password:
+        print("error: the two passwords differ", file=sys.stderr)
+        return None
+    return password
+
+
+def cmd_add_account(args: argparse.Namespace, settings: Settings) -> int:
+    if not USERNAME.match(args.username):
+        print("error: a username has 1 to 64 letters, digits or . _ @ -", file=sys.stderr)
+        return 2
+    password = _new_password()
+    if password is None:
+        return 2
+
+    async def job(svc: Services) -> int:
+        meeting = MeetingId(args.meeting)
+        await svc.store.get_meeting(meeting)  # a typo in the meeting id fails here (NotFound)
+        existing = await svc.console.store.account(args.username)
+        roles = {**(existing.roles if existing else {}), meeting: Role(args.role)}
+        name = args.name or (existing.display_name if existing else "")
+        try:
+            await svc.console.add_account(args.username, password, roles, name)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        listed = ", ".join(f"{r.value} of {m}" for m, r in sorted(roles.items()))
+        print(f"{'updated' if existing else 'created'} console account {args.username}: {listed}")
+        return 0
+
+    return asyncio.run(_with_services(settings, job))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run.py", description="floorbridge: meetings into chats and calendars")
     p.add_argument("--config", help=f"configuration file (default: $FLOORBRIDGE_CONFIG, else {DEFAULT_CONFIG} "
@@ -147,6 +193,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("meeting")
     s.add_argument("version", nargs="?", type=int, help="version number (default: the latest)")
     s.set_defaults(func=cmd_changelog)
+
+    s = sub.add_parser("add-account", help=f"create or update a moderator console account (password from "
+                                           f"${PASSWORD_ENV}, else asked at the terminal)")
+    s.add_argument("username")
+    s.add_argument("--meeting", required=True, help="the meeting this account may act in (added to its others)")
+    s.add_argument("--role", required=True, choices=[r.value for r in Role])
+    s.add_argument("--name", default="", help="the name shown in the console and the audit trail")
+    s.set_defaults(func=cmd_add_account)
     return p
 
 

@@ -11,3 +11,17 @@ if ! pg_up; then
   fi
 fi
 pg_up || echo "warning: PostgreSQL is not reachable at 127.0.0.1:5432; its tests will fail" >&2
+
+# Headless Chromium for the browser tests (tests/browser), from Debian's package: Playwright drives it
+# through executable_path and never downloads a browser of its own. Quick no-op once it is installed.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "Chromium is missing; installing Debian's chromium package" >&2
+  as_root=()
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then as_root=(sudo); fi
+  apt_install() {
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  }
+  # On a fresh machine the package lists may be empty or stale: refresh them only if the install fails.
+  apt_install || { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update && apt_install; } || true
+fi
+[ -x /usr/bin/chromium ] || echo "warning: /usr/bin/chromium is missing; the browser tests will fail" >&2

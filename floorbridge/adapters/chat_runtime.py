@@ -15,18 +15,23 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from floorbridge.bots.conversation import HELP, Conversation
+from floorbridge.bots.floor import chat_of, floor_notices
 from floorbridge.bots.notices import delivery_failed, due_reminders, pinned_today, version_announcements
+from floorbridge.core.agenda import Session
 from floorbridge.core.chats import ChatProfile, ChatRef, Platform, Role, Staff, UserRef
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.outbox import OutboxItem, OutgoingMessage
-from floorbridge.core.ports import AgendaStore
+from floorbridge.core.ports import AgendaStore, SpeakerStore
+from floorbridge.core.speakers import FloorNotice, SpeakerList
 from floorbridge.core.versions import AgendaVersion
 from floorbridge.delivery.engine import DeliveryEngine, PlatformWorker, Sender
 from floorbridge.delivery.limits import AdaptiveLimiter, DiscordLimiter, Limiter, TelegramLimiter
 
 from .chat_bridge import ReplyQueue
+from .floor_service import FloorService
 from .settings import Settings
+from .slot_service import SlotService
 from .storage import SqlChatStore, SqlOutbox
 
 log = logging.getLogger("floorbridge.chat")
@@ -76,14 +81,26 @@ class ChatRuntime:
     engine: DeliveryEngine = field(default_factory=lambda: DeliveryEngine([]))
     # Routes the web server must add for the platforms (path -> POST handler): Telegram's webhook.
     webhooks: dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]] = field(default_factory=dict)
+    # The lists of speakers (none when no speaker store is given, e.g. in tests of other parts).
+    speakers: SpeakerStore | None = None
+    # One-time console login links for moderators who ask in chat (the web console's issuer).
+    login_link: Callable[[UserRef], Awaitable[str]] | None = None
+    # Speaking-slot requests (the `slot` command); none when not given.
+    slots: SlotService | None = None
     _reminders: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.staff = staff_from(self.settings)
         self.moderator_chats = moderator_chats_from(self.settings)
+        self.floor: FloorService | None = None
+        if self.speakers is not None:
+            self.floor = FloorService(self.speakers, self.agenda, write_notices=self.floor_notices,
+                                      on_enqueued=self.engine.notify, clock=self.clock,
+                                      tick_seconds=self.settings.console.floor_tick_seconds)
         self.conversation = Conversation(
             self.agenda, self.chats, self.staff, public_url=self.settings.server.public_url,
-            clock=self.clock, on_pin_request=self.pin_request,
+            clock=self.clock, on_pin_request=self.pin_request, floor=self.floor,
+            login_link=self._login_link, slots=self.slots,
         )
 
     # ---------------------------------------------------------------- building
@@ -163,7 +180,24 @@ class ChatRuntime:
 
     # ---------------------------------------------------------------- lifetime
 
+    async def _login_link(self, user: UserRef) -> str | None:
+        return await self.login_link(user) if self.login_link is not None else None
+
+    async def floor_notices(self, meeting: Meeting, session: Session, lst: SpeakerList,
+                            notices: Sequence[FloorNotice]) -> list[OutgoingMessage]:
+        """A speaker's notices as outbox messages, in the language of the chat they asked from."""
+        profiles: dict[ChatRef, ChatProfile] = {}
+        for notice in notices:
+            chat = chat_of(notice.speaker.participant.notify)
+            if chat is not None and chat not in profiles:
+                profile = await self.chats.get_profile(chat)
+                if profile is not None:
+                    profiles[chat] = profile
+        return floor_notices(meeting, session, notices, profiles, lst.version)
+
     async def start(self) -> None:
+        if self.floor is not None:
+            await self.floor.start()
         self.engine.start()
         for platform, adapter in self.adapters.items():
             try:
@@ -184,6 +218,8 @@ class ChatRuntime:
             except Exception:
                 log.exception("platform failed to stop cleanly", extra={"platform": adapter.platform})
         await self.engine.stop()
+        if self.floor is not None:
+            await self.floor.stop()
 
     # ---------------------------------------------------------------- pushes
 

@@ -13,18 +13,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
-from floorbridge.core.chats import ALL_NOTICES, ChatProfile, NoticeKind, Role, Staff, Subscription
+from floorbridge.core.chats import ALL_NOTICES, ChatProfile, NoticeKind, Role, Staff, Subscription, UserRef
 from floorbridge.core.errors import NotFound
 from floorbridge.core.ids import MeetingId, slugify
 from floorbridge.core.meeting import Meeting, is_known_timezone
-from floorbridge.core.ports import AgendaStore, ChatStore
+from floorbridge.core.ports import AgendaStore, ChatStore, FloorDesk, SlotDesk
 from floorbridge.core.richtext import Block, Button, Part, b, code, i, link, message, p, ul
 from floorbridge.core.versions import AgendaVersion
 
 from .events import MAX_INPUT, Incoming, Reply, split_command
+from .floor import FloorCommands
 from .i18n import LANGUAGE_NAMES, LANGUAGES, Translator, supported_language, translator
 from .notices import deadline_end
 from .present import Viewer
+from .slot_dialogue import SlotDialogue
 from .timezones import find_timezone
 
 log = logging.getLogger("floorbridge.bots")
@@ -55,6 +57,14 @@ HELP = (
     ("meeting", "meeting [ID]", N_("which meeting this chat follows")),
     ("whoami", "whoami", N_("what I know about you and this chat")),
     ("pin", "pin", N_("pin today's schedule in this channel (moderators)")),
+    ("floor", "floor [order|reply|question|answer] [SESSION] [DELEGATION]",
+     N_("ask for the floor in the session running now")),
+    ("withdraw", "withdraw [SESSION]", N_("withdraw your request to speak")),
+    ("speakers", "speakers [SESSION]", N_("the list of speakers and your place in it")),
+    ("console", "console", N_("a one-time link to the moderator console (moderators, in a private chat)")),
+    ("chair", "chair next|end|pause|resume|move|remove|close|reopen|readd|time|budget|add",
+     N_("run the list of speakers (moderators)")),
+    ("slot", "slot [CALL|mine|withdraw REF]", N_("request a speaking slot before the deadline")),
 )
 COMMANDS = tuple(name for name, _, _ in HELP)
 # Most list replies stop here and say how many more there are: a chat is not a printout.
@@ -88,6 +98,9 @@ class Conversation:
         public_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_pin_request: Callable[[ChatProfile, MeetingId], Awaitable[None]] | None = None,
+        floor: FloorDesk | None = None,
+        login_link: Callable[[UserRef], Awaitable[str | None]] | None = None,
+        slots: SlotDesk | None = None,
     ) -> None:
         self.agenda = agenda
         self.chats = chats
@@ -95,6 +108,9 @@ class Conversation:
         self.public_url = public_url
         self.clock = clock
         self._on_pin_request = on_pin_request
+        self._floor = FloorCommands(floor) if floor is not None else None
+        self._login_link = login_link
+        self._slots = SlotDialogue(slots, agenda, public_url=public_url, clock=clock, meeting_of=self._meeting_of)
         self._handlers: dict[str, Callable[[Context], Awaitable[list[Reply]]]] = {
             "start": self._start,
             "help": self._help,
@@ -113,6 +129,12 @@ class Conversation:
             "meeting": self._meeting,
             "whoami": self._whoami,
             "pin": self._pin,
+            "floor": self._queue_command,
+            "withdraw": self._queue_command,
+            "speakers": self._queue_command,
+            "chair": self._queue_command,
+            "console": self._console,
+            "slot": self._slots.handle,
         }
 
     # ---------------------------------------------------------------- entry point
@@ -591,6 +613,38 @@ class Conversation:
             return [self._say(t._("Pinning is not available here."))]
         await self._on_pin_request(ctx.profile, meeting.id)
         return [self._say(t._("Today's schedule will be pinned here and kept up to date."))]
+
+    async def _console(self, ctx: Context) -> list[Reply]:
+        t = ctx.t
+        if not self.staff.meetings_of(ctx.incoming.user):
+            return [self._say(t._("The console is for the meeting's moderators and secretariat."))]
+        if ctx.incoming.is_group:
+            return [self._say(t._("Ask me for a console link in a private chat: a link sent here could be "
+                                  "used by anyone who sees it."))]
+        url = await self._login_link(ctx.incoming.user) if self._login_link is not None else None
+        if url is None:
+            return [self._say(t._("The console is not available here."))]
+        return [Reply(message(
+            p(t._("Your one-time link to the moderator console (valid for a few minutes, usable once):")),
+            p(link(url, url)),
+        ), private=True)]
+
+    async def _queue_command(self, ctx: Context) -> list[Reply]:
+        found = await self._meeting_of(ctx)
+        if isinstance(found, Reply):
+            return [found]
+        meeting, version = found
+        if self._floor is None:
+            return [self._say(ctx.t._("The list of speakers is not available here."))]
+        name, _ = split_command(ctx.incoming.text)
+        now = self.clock()
+        if name == "floor":
+            return await self._floor.floor(ctx, meeting, version, now)
+        if name == "withdraw":
+            return await self._floor.withdraw(ctx, meeting, version, now)
+        if name == "speakers":
+            return await self._floor.speakers(ctx, meeting, version, now)
+        return await self._floor.chair(ctx, meeting, version, now, self._role(ctx, meeting.id) is not None)
 
 
 # ---------------------------------------------------------------- parsing

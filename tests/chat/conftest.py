@@ -7,16 +7,16 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from floorbridge.adapters.chat_runtime import ChatRuntime
 from floorbridge.adapters.settings import Settings
-from floorbridge.adapters.settings.model import BotSettings, MeetingSettings, StaffSettings
+from floorbridge.adapters.settings.model import BotSettings, ConsoleSettings, MeetingSettings, StaffSettings
 from floorbridge.adapters.sources import load_agenda
-from floorbridge.adapters.storage import SqlAgendaStore, SqlChatStore, SqlOutbox, open_store
+from floorbridge.adapters.storage import SqlAgendaStore, SqlChatStore, SqlOutbox, SqlSpeakerStore, open_store
 from floorbridge.calendar.feeds import render_feeds
 from floorbridge.core import usecases
 from floorbridge.core.chats import ChatProfile, ChatRef, NoticeKind, Subscription
@@ -28,10 +28,24 @@ WSIS = MeetingId("wsis-2025")
 NOW = datetime(2025, 7, 9, 8, 30, tzinfo=UTC)
 
 
+class Clock:
+    """A clock the test moves by hand (the speaking timer, deadlines)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 def settings(moderators: tuple[str, ...] = (), chats: tuple[str, ...] = ()) -> Settings:
     return Settings(
         meetings=MeetingSettings(seed=(), staff={"wsis-2025": StaffSettings(moderators=moderators, chats=chats)}),
         bots=BotSettings(delivery_poll_seconds=0.2, reminder_check_seconds=3600),
+        console=ConsoleSettings(floor_tick_seconds=0.05),
     )
 
 
@@ -59,9 +73,12 @@ class Stage:
     chats: SqlChatStore
     outbox: SqlOutbox
     tmp: Path
+    speakers: SqlSpeakerStore
+    clock: Clock
 
     def runtime(self, config: Settings | None = None) -> ChatRuntime:
-        return ChatRuntime(self.store, self.chats, self.outbox, config or settings(), clock=lambda: NOW)
+        return ChatRuntime(self.store, self.chats, self.outbox, config or settings(), clock=self.clock,
+                           speakers=self.speakers)
 
     async def subscribe(self, chat: ChatRef, *, group: bool = False, tracks: frozenset[str] = frozenset()) -> None:
         await self.chats.save_profile(ChatProfile(chat, is_group=group, meeting_id=WSIS, started=True))
@@ -86,7 +103,8 @@ async def open_stage(tmp: Path, url: str | None = None) -> Stage:
     await usecases.import_agenda(store, WSIS, defined_meeting=imported.meeting, sessions=imported.sessions,
                                  deadlines=imported.deadlines, source=str(path))
     await usecases.publish_agenda(store, WSIS, lambda m, v: render_feeds(m, v, base_url=""), now=NOW)
-    return Stage(store, SqlChatStore(store.engine), SqlOutbox(store.engine), tmp)
+    return Stage(store, SqlChatStore(store.engine), SqlOutbox(store.engine), tmp, SqlSpeakerStore(store.engine),
+                 Clock(NOW))
 
 
 @pytest.fixture

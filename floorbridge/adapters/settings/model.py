@@ -283,6 +283,14 @@ def _none_is_empty(value: object) -> object:
     return {} if value is None else value
 
 
+class ConsoleSettings(Section):
+    """The moderator console: how long a sign-in lasts and a chat login link stays valid."""
+
+    session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60)
+    login_link_minutes: int = Field(default=10, ge=1, le=60)
+    floor_tick_seconds: float = Field(default=0.5, gt=0, le=10)
+
+
 class Settings(Section):
     server: ServerSettings = ServerSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -293,6 +301,7 @@ class Settings(Section):
     telegram: TelegramSettings = TelegramSettings()
     discord: DiscordSettings = DiscordSettings()
     matrix: MatrixSettings = MatrixSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     # Resolved at load from the environment: "database", "telegram", "discord", "matrix".
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from floorbridge.core.errors import ConcurrentChange, InvalidInput, NotFound
+from floorbridge.core.speakers import NotAllowed, QueueRefused
 
 log = logging.getLogger("floorbridge.web")
 
@@ -31,6 +32,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(request, 400, "invalid_input", str(e.problems[0]), problems=problems)
     except ConcurrentChange as e:
         return error_response(request, 409, "conflict", str(e))
+    except NotAllowed as e:
+        return error_response(request, 403, "forbidden", e.reason)
+    except QueueRefused as e:
+        # The rules refuse it (deadline passed, list closed, already asked): say which, and why.
+        return error_response(request, 422, e.code, e.reason)
     except web.HTTPException as e:
         if e.status >= 400 and e.empty_body is False and request.path.startswith("/api/"):
             return error_response(request, e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import api, feeds, pages, personal
+from floorbridge.adapters.slot_service import SlotService
+from floorbridge.core.ports import FloorDesk, SpeakerStore
+
+from . import api, feeds, floor, pages, personal, slot_pages
+from . import console as console_pages
+from . import slots as slot_api
+from .console_auth import CONSOLE, ConsoleAuth
 from .errors import error_middleware
 from .keys import OPTIONS, SNAPSHOTS, WebOptions
 from .snapshot import Snapshots
@@ -19,6 +25,10 @@ def create_app(
     options: WebOptions,
     *,
     personal_feeds: personal.PersonalFeeds | None = None,
+    floor_desk: FloorDesk | None = None,
+    speaker_store: SpeakerStore | None = None,
+    console: ConsoleAuth | None = None,
+    slots: SlotService | None = None,
 ) -> web.Application:
     """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
     `personal_feeds` (the chat store) enables /ical/personal/{token}.ics."""
@@ -31,4 +41,12 @@ def create_app(
     pages.add_routes(app)
     if personal_feeds is not None:
         personal.add_routes(app, personal_feeds)
+    if console is not None:
+        app[CONSOLE] = console
+        console_pages.add_routes(app)
+    if floor_desk is not None and speaker_store is not None:
+        floor.add_routes(app, floor_desk, speaker_store)
+    if slots is not None:
+        slot_api.add_routes(app, slots)
+        slot_pages.add_routes(app, slots)
     return app

@@ -1,0 +1,308 @@
+"""The live lists of speakers of a running floorbridge: every request and moderator action from
+every platform and the web goes through here.
+
+Each list is kept in memory and changed by one committer at a time. Commands that arrive while a
+commit is in flight wait together and are stored by the next commit in one transaction (group
+commit), so thousands of requests a second cost tens of transactions, and each caller is answered
+only once its change is stored. The receipt time is stamped when a command arrives, before any
+waiting, and it is what orders requests. Another process changing the same list makes the stored
+version differ: the list is reloaded and the batch applied again (commands that named the version
+they were decided on are then refused, as they should be).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from floorbridge.core.agenda import Session
+from floorbridge.core.errors import ConcurrentChange, NotFound
+from floorbridge.core.ids import MeetingId, SessionId
+from floorbridge.core.meeting import Meeting
+from floorbridge.core.outbox import OutgoingMessage
+from floorbridge.core.ports import AgendaStore, SpeakerStore
+from floorbridge.core.speakers import (
+    Actor,
+    Command,
+    FloorNotice,
+    Outcome,
+    QueueRefused,
+    RequestFloor,
+    SpeakerList,
+)
+
+log = logging.getLogger("floorbridge.floor")
+
+ListKey = tuple[MeetingId, SessionId]
+# Builds the chat messages for notices (the bots' wording, in each speaker's language).
+NoticeWriter = Callable[[Meeting, Session, SpeakerList, Sequence[FloorNotice]], Awaitable[list[OutgoingMessage]]]
+MAX_BATCH = 500
+AGENDA_RECHECK_SECONDS = 2.0
+
+
+@dataclass
+class _Pending:
+    command: Command
+    actor: Actor
+    at: datetime
+    expected: int | None
+    done: asyncio.Future[Outcome]
+
+
+@dataclass
+class _Slot:
+    lst: SpeakerList | None = None
+    pending: list[_Pending] = field(default_factory=list)
+    committer: asyncio.Task[None] | None = None
+    # The version last stored: what a moderator acting now has seen. `lst` may run ahead of it while a
+    # commit is in flight (the batch is applied in place before it is stored).
+    stored_version: int | None = None
+    timer_sent: set[tuple[int, str]] = field(default_factory=set)
+    watchers: set[asyncio.Queue[int]] = field(default_factory=set)
+
+
+class FloorService:
+    def __init__(
+        self,
+        store: SpeakerStore,
+        agenda: AgendaStore,
+        *,
+        write_notices: NoticeWriter | None = None,
+        on_enqueued: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tick_seconds: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.agenda = agenda
+        self.clock = clock
+        self._write_notices = write_notices
+        self._on_enqueued = on_enqueued
+        self._tick_seconds = tick_seconds
+        self._slots: dict[ListKey, _Slot] = {}
+        self._receipts = itertools.count(1)
+        self._ticker: asyncio.Task[None] | None = None
+        self._sessions: dict[MeetingId, tuple[int, Meeting, dict[SessionId, Session]]] = {}
+        self._checked: dict[MeetingId, float] = {}  # time.monotonic() of the last version check
+        self._agenda_lock = asyncio.Lock()
+
+    # ---------------------------------------------------------------- lifetime
+
+    async def start(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever(), name="floor-timer")
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        for slot in self._slots.values():
+            if slot.committer is not None:
+                with contextlib.suppress(Exception):
+                    await slot.committer
+
+    # ---------------------------------------------------------------- reading
+
+    async def session(self, meeting_id: MeetingId, session_id: SessionId) -> tuple[Meeting, Session]:
+        """The session from the meeting's latest published agenda; NotFound when it is not there.
+
+        Every request asks this, so the agenda is kept in memory and the latest version number is
+        looked up at most every AGENDA_RECHECK_SECONDS (one small query, one caller at a time): a
+        newly published agenda (a cancelled session, say) counts within that time."""
+        cached = self._sessions.get(meeting_id)
+        if cached is None or time.monotonic() - self._checked.get(meeting_id, 0.0) >= AGENDA_RECHECK_SECONDS:
+            async with self._agenda_lock:
+                cached = self._sessions.get(meeting_id)
+                if cached is None or time.monotonic() - self._checked.get(meeting_id, 0.0) >= AGENDA_RECHECK_SECONDS:
+                    cached = await self._refresh_agenda(meeting_id, cached)
+        session = cached[2].get(session_id)
+        if session is None:
+            raise NotFound(f"there is no session {session_id!r} in {meeting_id}")
+        return cached[1], session
+
+    async def _refresh_agenda(self, meeting_id: MeetingId,
+                              cached: tuple[int, Meeting, dict[SessionId, Session]] | None,
+                              ) -> tuple[int, Meeting, dict[SessionId, Session]]:
+        number = (await self.agenda.latest_version_numbers()).get(meeting_id)
+        if number is None:
+            raise NotFound(f"meeting {meeting_id!r} has no published agenda")
+        if cached is None or cached[0] != number:
+            version = await self.agenda.latest_version(meeting_id)
+            if version is None:
+                raise NotFound(f"meeting {meeting_id!r} has no published agenda")
+            meeting = await self.agenda.get_meeting(meeting_id)
+            cached = (version.number, meeting, {ps.session.id: ps.session for ps in version.sessions})
+            self._sessions[meeting_id] = cached
+        self._checked[meeting_id] = time.monotonic()
+        return cached
+
+    async def view(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList:
+        """A copy of the list as stored (an empty list for a session nobody has asked in yet)."""
+        await self.session(meeting_id, session_id)
+        slot = self._slots.setdefault((meeting_id, session_id), _Slot())
+        if slot.lst is None:
+            slot.lst = await self._load(meeting_id, session_id)
+        return copy.deepcopy(slot.lst)
+
+    def watch(self, meeting_id: MeetingId, session_id: SessionId) -> asyncio.Queue[int]:
+        """A queue that receives the list's version after every stored change (latest only matters)."""
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        self._slots.setdefault((meeting_id, session_id), _Slot()).watchers.add(queue)
+        return queue
+
+    def unwatch(self, meeting_id: MeetingId, session_id: SessionId, queue: asyncio.Queue[int]) -> None:
+        slot = self._slots.get((meeting_id, session_id))
+        if slot is not None:
+            slot.watchers.discard(queue)
+
+    # ---------------------------------------------------------------- changing
+
+    async def request(self, meeting_id: MeetingId, session_id: SessionId, command: RequestFloor,
+                      actor: Actor) -> Outcome:
+        """Ask for the floor. The receipt time is now, whatever waits after."""
+        at = self.clock()
+        stamped = RequestFloor(command.participant, command.speech_type, at, next(self._receipts))
+        _meeting, session = await self.session(meeting_id, session_id)
+        if session.cancelled:
+            raise QueueRefused(f"session {session_id!r} is cancelled", "cancelled")
+        return await self._submit((meeting_id, session_id), stamped, actor, at, None)
+
+    async def act(self, meeting_id: MeetingId, session_id: SessionId, command: Command, actor: Actor,
+                  expected_version: int | None = None) -> Outcome:
+        """A moderator action (or a withdrawal). Without `expected_version` the action is decided on
+        the list as this process last stored it: two moderators acting at once make one change."""
+        at = self.clock()
+        key = (meeting_id, session_id)
+        slot = self._slots.setdefault(key, _Slot())
+        if expected_version is None:
+            # Read before any await: whatever commits while this call waits must count as a change.
+            expected_version = slot.stored_version
+        await self.session(meeting_id, session_id)
+        if expected_version is None:
+            if slot.lst is None:
+                slot.lst = await self._load(meeting_id, session_id)
+            expected_version = slot.stored_version if slot.stored_version is not None else slot.lst.version
+        return await self._submit(key, command, actor, at, expected_version)
+
+    async def _submit(self, key: ListKey, command: Command, actor: Actor, at: datetime,
+                      expected: int | None) -> Outcome:
+        slot = self._slots.setdefault(key, _Slot())
+        done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        slot.pending.append(_Pending(command, actor, at, expected, done))
+        if slot.committer is None or slot.committer.done():
+            slot.committer = asyncio.create_task(self._commit_loop(key, slot), name=f"floor-commit-{key[1]}")
+        return await done
+
+    async def _load(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList:
+        lst = await self.store.load_list(meeting_id, session_id) or SpeakerList(meeting_id, session_id)
+        slot = self._slots.get((meeting_id, session_id))
+        if slot is not None:
+            slot.stored_version = lst.version
+        return lst
+
+    async def _commit_loop(self, key: ListKey, slot: _Slot) -> None:
+        while slot.pending:
+            batch, slot.pending = slot.pending[:MAX_BATCH], slot.pending[MAX_BATCH:]
+            try:
+                await self._commit(key, slot, batch)
+            except Exception as exc:  # storage down: every caller of the batch hears it; nothing half-applied
+                slot.lst = None
+                log.exception("storing a change of the list of speakers failed", extra={"session": key[1]})
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+
+    async def _commit(self, key: ListKey, slot: _Slot, batch: list[_Pending]) -> None:
+        for _attempt in range(5):
+            if slot.lst is None:
+                slot.lst = await self._load(*key)
+            lst = copy.deepcopy(slot.lst) if _attempt else slot.lst
+            base = lst.version
+            results: list[tuple[_Pending, Outcome | BaseException]] = []
+            for p in batch:
+                try:
+                    results.append((p, lst.apply(p.command, p.actor, p.at, p.expected)))
+                except (QueueRefused, ConcurrentChange) as exc:
+                    results.append((p, exc))
+            outcomes = [r for _, r in results if isinstance(r, Outcome)]
+            if outcomes:
+                notices = [n for o in outcomes for n in o.notices if n.kind != "queued"]
+                messages = await self._messages(key, lst, notices)
+                changed = sorted({s.id for o in outcomes for s in o.changed})
+                try:
+                    await self.store.save_changes(lst, base, [o.audit for o in outcomes], changed, messages)
+                except ConcurrentChange:
+                    log.info("list of speakers changed by another process; reapplying",
+                             extra={"session": key[1]})
+                    slot.lst = None
+                    continue
+                except BaseException:
+                    slot.lst = None
+                    raise
+                slot.lst = lst
+                slot.stored_version = lst.version
+                if messages:
+                    self._on_enqueued()
+                self._changed(slot, lst.version)
+            for p, result in results:
+                if p.done.done():
+                    continue
+                if isinstance(result, Outcome):
+                    p.done.set_result(result)
+                else:
+                    p.done.set_exception(result)
+            return
+        raise ConcurrentChange("the list of speakers kept changing under us; try again")
+
+    async def _messages(self, key: ListKey, lst: SpeakerList, notices: Sequence[FloorNotice]) -> list[OutgoingMessage]:
+        wanted = [n for n in notices if n.speaker.participant.notify]
+        if not wanted or self._write_notices is None:
+            return []
+        meeting, session = await self.session(*key)
+        return await self._write_notices(meeting, session, lst, wanted)
+
+    @staticmethod
+    def _changed(slot: _Slot, version: int) -> None:
+        for queue in slot.watchers:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            queue.put_nowait(version)
+
+    # ---------------------------------------------------------------- the timer
+
+    async def tick(self) -> int:
+        """Send the 30-second warnings and "time is up" notices that are due; returns how many."""
+        now = self.clock()
+        sent = 0
+        for key, slot in list(self._slots.items()):
+            if slot.lst is None or slot.lst.current is None:
+                continue
+            if slot.committer is not None and not slot.committer.done():
+                continue  # a change is being stored: look again at the next tick
+            notices = slot.lst.timer_notices(now, slot.timer_sent)
+            if not notices:
+                continue
+            messages = await self._messages(key, slot.lst, notices)
+            if messages:
+                await self.store.save_changes(slot.lst, slot.lst.version, [], [], messages)
+                self._on_enqueued()
+            self._changed(slot, slot.lst.version)
+            sent += len(notices)
+        return sent
+
+    async def _tick_forever(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the speaking timer check failed")
+            await asyncio.sleep(self._tick_seconds)
