@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import itertools
 import logging
 import time
@@ -61,8 +60,8 @@ class _Slot:
     lst: SpeakerList | None = None
     pending: list[_Pending] = field(default_factory=list)
     committer: asyncio.Task[None] | None = None
-    # The version last stored: what a moderator acting now has seen. `lst` may run ahead of it while a
-    # commit is in flight (the batch is applied in place before it is stored).
+    # The version last stored: what a moderator acting now has seen (`lst` is the stored list too;
+    # a commit applies its batch to a copy and swaps it in once stored).
     stored_version: int | None = None
     timer_sent: set[tuple[int, str]] = field(default_factory=set)
     watchers: set[asyncio.Queue[int]] = field(default_factory=set)
@@ -149,7 +148,7 @@ class FloorService:
         slot = self._slots.setdefault((meeting_id, session_id), _Slot())
         if slot.lst is None:
             slot.lst = await self._load(meeting_id, session_id)
-        return copy.deepcopy(slot.lst)
+        return slot.lst.snapshot()
 
     def watch(self, meeting_id: MeetingId, session_id: SessionId) -> asyncio.Queue[int]:
         """A queue that receives the list's version after every stored change (latest only matters)."""
@@ -223,7 +222,7 @@ class FloorService:
         for _attempt in range(5):
             if slot.lst is None:
                 slot.lst = await self._load(*key)
-            lst = copy.deepcopy(slot.lst) if _attempt else slot.lst
+            lst = slot.lst.snapshot()  # the stored list stays as it is until this batch is stored
             base = lst.version
             results: list[tuple[_Pending, Outcome | BaseException]] = []
             for p in batch:

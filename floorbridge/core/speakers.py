@@ -277,6 +277,12 @@ class SpeakerList:
 
     # ------------------------------------------------------------------ reading
 
+    def snapshot(self) -> SpeakerList:
+        """An independent copy: the containers are copied, the (immutable) speakers shared."""
+        copied = replace(self, budgets=dict(self.budgets), speakers=dict(self.speakers), order=list(self.order))
+        copied._open = dict(self._open) if self._open is not None else None
+        return copied
+
     def waiting(self) -> list[Speaker]:
         return [self.speakers[i] for i in self.order]
 

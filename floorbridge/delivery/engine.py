@@ -28,6 +28,9 @@ from .errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFai
 from .limits import Limiter
 
 log = logging.getLogger("floorbridge.delivery")
+# Shortest time between two outbox reads of one worker: a burst of writes (each notifies) or of
+# finished sends costs one read per gap, not one each; and the longest a new message waits to be seen.
+FETCH_GAP = 0.02
 
 
 class Sender(Protocol):
@@ -120,6 +123,7 @@ class PlatformWorker:
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
         self._last_fetch = 0.0
+        self._look_again = True  # rows were written, or the last fetch was full: fetch soon, not at the next poll
         self.stats = WorkerStats()
 
     # ---------------------------------------------------------------- lifetime
@@ -143,8 +147,8 @@ class PlatformWorker:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def notify(self) -> None:
-        """New rows were written: look at the outbox now rather than at the next poll."""
-        self._last_fetch = 0.0
+        """New rows were written: look at the outbox soon (within FETCH_GAP) rather than at the next poll."""
+        self._look_again = True
         self._wake.set()
 
     @property
@@ -173,9 +177,11 @@ class PlatformWorker:
     async def _fetch_if_due(self) -> None:
         now = time.monotonic()
         room = self._batch - len(self._known)
-        if room <= 0 or now - self._last_fetch < self._poll:
+        since = now - self._last_fetch
+        if room <= 0 or since < (FETCH_GAP if self._look_again else self._poll):
             return
         self._last_fetch = now
+        self._look_again = False
         items = await self._outbox.due(self.platform, room, exclude=sorted(self._known))
         for item in items:
             if item.id in self._known:
@@ -183,13 +189,13 @@ class PlatformWorker:
             self._known.add(item.id)
             self._queues.setdefault(item.outgoing.chat, deque()).append(item)
         if len(items) == room:
-            self._last_fetch = 0.0  # more are waiting: fetch again as soon as there is room
+            self._look_again = True  # more are waiting: fetch again once there is room
 
     def _dispatch(self) -> float:
         """Start every send the limiter allows now; return how long until the next might be."""
         now = time.monotonic()
-        soonest = self._poll - (now - self._last_fetch) if self._last_fetch else 0.0
-        soonest = max(soonest, 0.0) if self._known else self._poll
+        gap = FETCH_GAP if self._look_again else self._poll
+        soonest = max(gap - (now - self._last_fetch), 0.0)
         for chat in list(self._queues):
             if chat in self._busy:
                 continue

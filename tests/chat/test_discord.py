@@ -3,6 +3,7 @@ buttons, no pings, announcements with nonces, the pinned schedule, closed channe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -116,3 +117,37 @@ async def test_a_closed_channel_stops_its_subscription_and_tells_the_moderators(
     assert f"discord:{closed}" in notice and "Missing Access" in notice
     [sub] = await stage.chats.subscriptions_of(ChatRef(Platform.DISCORD, closed))
     assert not sub.active
+
+
+class SlowReplies:
+    """The runtime's own replies, held up as a burst of requests or a slow database would."""
+
+    def __init__(self, inner: object, delay: float) -> None:
+        self.inner, self.delay = inner, delay
+
+    async def answer(self, incoming):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(self.delay)
+        return await self.inner.answer(incoming)  # type: ignore[attr-defined]
+
+
+async def test_an_answer_later_than_discord_allows_is_deferred_then_shown_to_the_asker(stage: Stage) -> None:
+    async with FakeDiscord(interaction_ack_deadline=0.6) as fake:  # Discord's is 3 s: scaled down
+        guild_id = fake.add_guild("WSIS delegates")
+        channel = fake.add_channel(guild_id, "plenary")
+        delegate = fake.add_user("delegate")
+        runtime = stage.runtime(settings())
+        runtime.add(DiscordAdapter(fake.token, replies=SlowReplies(runtime.replies_for(Platform.DISCORD), 1.0),  # type: ignore[arg-type]
+                                   commands=command_descriptions(), api_url=fake.api_url,
+                                   gateway_url=fake.gateway_url, guild_ready_timeout=0.05, defer_after=0.2))
+        await runtime.start()
+        try:
+            interaction = fake.push_slash_command(guild_id, channel, delegate, "today")
+            await fake.wait_for(lambda: "High-level segment" in str(
+                (fake.original_response(interaction) or {}).get("content", "")), timeout=10)
+            kinds = [r["kind"] for r in fake.interaction_responses[interaction]]
+            assert kinds[0] == "callback" and fake.interaction_responses[interaction][0]["type"] == 5  # "thinking"
+            original = fake.original_response(interaction)
+            assert original is not None and original["flags"] & 64  # ephemeral: only the asker sees it
+            assert not any("High-level segment" in m["content"] for m in fake.messages(channel))
+        finally:
+            await runtime.stop()

@@ -31,6 +31,8 @@ from .render import CUSTOM_ID_PREFIX, DiscordText, render
 log = logging.getLogger("floorbridge.discord")
 
 NO_MENTIONS = discord.AllowedMentions.none()
+# Discord drops an interaction not answered within three seconds; past this, defer it first.
+DEFER_AFTER = 2.0
 # Error codes after which a channel will never accept our messages.
 _GONE_CODES = {10003, 10013, 50001, 50007, 50013}
 
@@ -72,11 +74,13 @@ class DiscordAdapter:
         api_url: str = "",
         gateway_url: str = "",
         guild_ready_timeout: float = 2.0,
+        defer_after: float = DEFER_AFTER,
     ) -> None:
         if api_url or gateway_url:
             point_at(api_url or discord.http.Route.BASE, gateway_url or str(DiscordWebSocket.DEFAULT_GATEWAY))
         self._token = token
         self._replies = replies
+        self._defer_after = defer_after
         intents = discord.Intents.none()
         intents.guilds = True
         self.client = discord.Client(
@@ -144,7 +148,25 @@ class DiscordAdapter:
             await self._answer(interaction, custom_id[len(CUSTOM_ID_PREFIX):])
 
     async def _answer(self, interaction: discord.Interaction, text: str) -> None:
-        replies = await self._replies.answer(self._incoming(interaction, text))
+        """Answer within Discord's three seconds: an answer that is not ready after `defer_after`
+        (a burst of a thousand requests for the floor, a slow database) is deferred ("thinking…",
+        shown to the asker only, since a private answer must not land in the channel) and sent as
+        a follow-up when it is."""
+        work = asyncio.ensure_future(self._replies.answer(self._incoming(interaction, text)))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=self._defer_after)
+            if not done and not interaction.response.is_done():
+                try:
+                    await interaction.response.defer(ephemeral=True, thinking=True)
+                except discord.HTTPException as exc:  # too late even for that: the answer cannot be shown
+                    log.warning("discord interaction expired before it could be deferred",
+                                extra={"error": str(exc)})
+                    await work
+                    return
+            replies = await work
+        finally:
+            if not work.done():
+                work.cancel()
         first = True
         for reply in replies:
             for part in render(reply.message):

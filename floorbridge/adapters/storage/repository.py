@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
@@ -58,9 +59,17 @@ class SchemaOutOfDate(FloorbridgeError):
 class SqlAgendaStore:
     """Every method runs in its own transaction; the writers are all-or-nothing."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = _utc_now,
+                 cache_seconds: float = 1.0) -> None:
         self._engine = engine
         self._clock = clock
+        # Every chat command and floor request reads its meeting and latest agenda version. Both are
+        # kept in memory: meetings for `cache_seconds`, and the latest version re-checked after that
+        # with one small query (its number and time; a version never changes once published). What
+        # this store writes itself is seen at once; what another process writes within `cache_seconds`.
+        self._cache_seconds = cache_seconds
+        self._latest: dict[MeetingId, tuple[int, datetime, AgendaVersion, float]] = {}
+        self._meetings: tuple[float, dict[MeetingId, Meeting]] | None = None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -79,26 +88,38 @@ class SqlAgendaStore:
 
     # meetings
 
+    def _forget(self) -> None:
+        self._meetings = None
+        self._latest.clear()
+
     async def upsert_meeting(self, meeting: Meeting) -> None:
         async with writing(self._engine) as conn:
             await _put_meeting(conn, meeting, self._clock())
+        self._forget()
+
+    async def _all_meetings(self) -> dict[MeetingId, Meeting]:
+        cached = self._meetings
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return cached[1]
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(select(meetings.c.data))).scalars().all()
+        found = {m.id: m for m in sorted((meeting_from_dict(d) for d in rows), key=lambda m: (m.start_date, m.id))}
+        self._meetings = (time.monotonic(), found)
+        return found
 
     async def get_meeting(self, meeting_id: MeetingId) -> Meeting:
-        async with reading(self._engine) as conn:
-            data = (await conn.execute(select(meetings.c.data).where(meetings.c.id == meeting_id))).scalar()
-        if data is None:
+        meeting = (await self._all_meetings()).get(meeting_id)
+        if meeting is None:
             raise NotFound(f"meeting {meeting_id!r} does not exist")
-        return meeting_from_dict(data)
+        return meeting
 
     async def list_meetings(self) -> list[Meeting]:
         """All meetings, earliest first (then by id)."""
-        async with reading(self._engine) as conn:
-            rows = (await conn.execute(select(meetings.c.data))).scalars().all()
-        return sorted((meeting_from_dict(d) for d in rows), key=lambda m: (m.start_date, m.id))
+        return list((await self._all_meetings()).values())
 
     # working copy
 
-    async def replace_working_copy(
+    async def _replace_working_copy(
         self,
         meeting_id: MeetingId,
         sessions: Sequence[Session],
@@ -163,13 +184,27 @@ class SqlAgendaStore:
     # versions
 
     async def latest_version(self, meeting_id: MeetingId) -> AgendaVersion | None:
+        cached = self._latest.get(meeting_id)
+        if cached is not None and time.monotonic() - cached[3] < self._cache_seconds:
+            return cached[2]
+        latest = (
+            select(versions.c.number, versions.c.published_at)
+            .where(versions.c.meeting_id == meeting_id)
+            .order_by(versions.c.number.desc())
+            .limit(1)
+        )
         async with reading(self._engine) as conn:
-            number = (
-                await conn.execute(select(func.max(versions.c.number)).where(versions.c.meeting_id == meeting_id))
-            ).scalar()
-            if number is None:
+            row = (await conn.execute(latest)).first()
+            if row is None:
+                self._latest.pop(meeting_id, None)
                 return None
-            return await _load_version(conn, meeting_id, number)
+            if cached is not None and cached[:2] == (row.number, row.published_at):
+                self._latest[meeting_id] = (*cached[:3], time.monotonic())
+                return cached[2]
+            version = await _load_version(conn, meeting_id, row.number)
+        if version is not None:
+            self._latest[meeting_id] = (row.number, row.published_at, version, time.monotonic())
+        return version
 
     async def get_version(self, meeting_id: MeetingId, number: int) -> AgendaVersion:
         async with reading(self._engine) as conn:
@@ -191,7 +226,7 @@ class SqlAgendaStore:
             rows = (await conn.execute(query)).all()
         return [VersionSummary(r.number, r.published_at, r.comment, r.change_count) for r in rows]
 
-    async def save_version(
+    async def _save_version(
         self,
         version: AgendaVersion,
         feeds: Mapping[str, RenderedFeed],
@@ -233,6 +268,29 @@ class SqlAgendaStore:
                 if twice:
                     raise InvalidInput(twice, source=f"version {number} of {mid}") from exc
                 raise
+
+    async def replace_working_copy(
+        self,
+        meeting_id: MeetingId,
+        sessions: Sequence[Session],
+        deadlines: Sequence[Deadline] | None,
+        meeting: Meeting | None = None,
+    ) -> None:
+        try:
+            await self._replace_working_copy(meeting_id, sessions, deadlines, meeting)
+        finally:
+            self._forget()
+
+    async def save_version(
+        self,
+        version: AgendaVersion,
+        feeds: Mapping[str, RenderedFeed],
+        outbox: Sequence[OutgoingMessage] = (),
+    ) -> None:
+        try:
+            await self._save_version(version, feeds, outbox)
+        finally:
+            self._forget()
 
     async def rendered_feeds(self, meeting_id: MeetingId) -> dict[str, RenderedFeed]:
         latest = select(func.max(versions.c.number)).where(versions.c.meeting_id == meeting_id).scalar_subquery()
