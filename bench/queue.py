@@ -1,24 +1,24 @@
 #!/usr/bin/env python3
 """Live speaker queue benchmark (issue 4).
 
-2,000 floor requests from distinct delegates within one second, spread over the web API (real
-HTTP to the real aiohttp app), Telegram and Discord (the fakes of tests/fakes, driven through the
-real client libraries) and Matrix (a real Synapse, one user per delegate). Measured:
+The service runs as it is deployed: `run.py serve` in its own process (SQLite by default, or
+--database), with its Telegram, Discord and Matrix bots pointed at the test fakes (driven through the
+real client libraries) and at a real Synapse. This script is the delegates: 2,000 floor requests from
+distinct delegates within one second, spread over the web API (one cookie-less browser each), Telegram,
+Discord and Matrix (one Synapse user and room each). Measured:
 
-- acknowledgement latency of the web API: request sent -> 201 answer (p50, p99, target p99 < 100 ms);
-- for the chat platforms, command pushed -> the request stored by the server (its receipt), and
-  command pushed -> the acknowledgement delivered at the platform, which the platforms' own send
-  limits dominate (Telegram 30 messages/s), printed for information;
-- the final order against the server's receipt order, requests lost and duplicated;
-- then the chair presses "next" over the web API, one press every 1.1 s: press -> "you have the
-  floor" delivered at the speaker's platform (Telegram, Discord or Matrix), p50 and p99 (target
-  p99 < 300 ms). Faster presses would measure Telegram's one-message-a-second-per-chat limit: the
-  "you are next" notice of the previous press went to the same chat.
+- acknowledgement latency of the web API: request sent -> 201 answer (p50, p99; target p99 < 100 ms),
+  next to the reference: a bare aiohttp handler in its own process taking the same POSTs in the same
+  second (`reference_web_ack`), so a noisy machine shows;
+- for the chat platforms, command pushed -> the request stored (its receipt time on the server), and
+  for Telegram command pushed -> acknowledgement delivered, which Telegram's 30 messages/s dominates;
+- the final list against the server's receipt order, requests lost and duplicated;
+- then the chair, signed in to the console, presses "next" over the API, one press every 1.1 s:
+  press -> "you have the floor" delivered at the speaker's platform, p50 and p99 (target p99 < 300 ms).
+  Faster presses would measure Telegram's one-message-a-second-per-chat limit: the "you are next"
+  notice of the previous press went to the same chat.
 
-The ratio the figures compare against is the script's own reference run in the same process: a
-bare aiohttp handler answering the same POSTs (`reference_p99_ms`), so a noisy machine shows.
-
-Last line: {"ack_p50_ms", "ack_p99_ms", "order_exact", "lost", "duplicates", "floor_notice_p99_ms", …}.
+Last line: {"ack_p50_ms", "ack_p99_ms", "order_exact", "lost", "duplicates", "floor_notice_p99_ms"}.
 
 Usage: .venv/bin/python bench/queue.py [--web 1100] [--telegram 400] [--discord 400] [--matrix 100]
                                        [--database URL] [--nexts 40] [--press-interval 1.1]
@@ -102,7 +102,7 @@ async def reference(n: int) -> dict[str, float]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--reference-server", str(port))
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as client:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
 
             async def up() -> bool:
                 try:
@@ -236,7 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         web_acks: list[float] = []
         statuses: list[int] = []
         jar = aiohttp.DummyCookieJar()  # every web request is a different browser
-        async with aiohttp.ClientSession(cookie_jar=jar, connector=aiohttp.TCPConnector(limit=200)) as client, \
+        async with aiohttp.ClientSession(cookie_jar=jar, connector=aiohttp.TCPConnector(limit=0)) as client, \
                 aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as chair:  # an IP host
 
             async def ready() -> bool:

@@ -304,8 +304,11 @@ class FastPathSite(web.BaseSite):
         *,
         reuse_port: bool = True,
         idle_seconds: float = IDLE_SECONDS,
+        backlog: int = 4096,
     ) -> None:
-        super().__init__(runner)
+        # aiohttp's default backlog of 128 overflows when a thousand delegates ask for the floor in
+        # the same second: the kernel drops their SYNs and clients retry only after a second.
+        super().__init__(runner, backlog=backlog)
         self._snapshots = snapshots
         self._idle_seconds = idle_seconds
         self._host = host
