@@ -32,6 +32,7 @@ from floorbridge.calendar.feeds import render_feeds
 from floorbridge.core import usecases
 from floorbridge.core.chats import Platform, Role, Staff, UserRef
 from floorbridge.core.ids import MeetingId
+from floorbridge.core.slots import SlotStatus
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -62,6 +63,7 @@ class Floorbridge:
     base: str
     floor: FloorService
     console: ConsoleAuth
+    slots: SlotService | None = None
     clients: list[ClientSession] = field(default_factory=list)
 
     def client(self) -> ClientSession:
@@ -104,7 +106,7 @@ async def running(tmp_path: Path, serve_app: Callable[[web.Application], Awaitab
     slots = SlotService(SqlSlotStore(store.engine), store, clock=lambda: SLOT_CLOCK) if with_slots else None
     app = create_app(snapshots, WebOptions("http://127.0.0.1"), floor_desk=floor, speaker_store=floor.store,
                      console=console, slots=slots)
-    site = Floorbridge(await serve_app(app), floor, console)
+    site = Floorbridge(await serve_app(app), floor, console, slots)
     try:
         yield site
     finally:
@@ -356,20 +358,28 @@ async def test_a_phone_reads_the_public_page_without_scrolling_sideways(site: Fl
         await context.close()
 
 
-async def test_the_secretariat_sees_the_pending_speaking_slot_requests(slot_site: Floorbridge, page: Page) -> None:
-    token, signed_in = await slot_site.console.open_session("account:clerk")
+async def open_slot_call_with_requests(site: Floorbridge, *requests: tuple[str, str, str]) -> dict[str, str]:
+    """The secretariat opens the call (through the API); delegates file (name, delegation, rank) requests
+    from their own browsers. Returns each name's request reference."""
+    token, signed_in = await site.console.open_session("account:clerk")
     staff = {"Cookie": f"fb_console={token}", "X-CSRF-Token": signed_in.csrf}
-    async with slot_site.client().put(f"{slot_site.base}/api/v1/meetings/{WSIS}/slot-calls/hls", json=SLOT_CALL,
-                                      headers=staff) as r:
+    async with site.client().put(f"{site.base}/api/v1/meetings/{WSIS}/slot-calls/hls", json=SLOT_CALL,
+                                 headers=staff) as r:
         assert r.status in (200, 201), await r.text()
-    for name, delegation, rank in (("Ms. Amina Diallo", "Kenya", "minister"),
-                                   ("H.E. Mr. Rui Costa", "Portugal", "head_of_state_or_government")):
+    refs: dict[str, str] = {}
+    for name, delegation, rank in requests:
         form = {"name": name, "title": "Head of delegation", "delegation": delegation, "stakeholder": "government",
                 "rank": rank, "session": SESSION, "mode": "remote", "language": "fr"}
-        async with slot_site.client().post(f"{slot_site.base}/api/v1/meetings/{WSIS}/slot-calls/hls/requests",
-                                           json=form) as r:
+        async with site.client().post(f"{site.base}/api/v1/meetings/{WSIS}/slot-calls/hls/requests",
+                                      json=form) as r:
             assert r.status == 201, await r.text()
+            refs[name] = (await r.json())["ref"]
+    return refs
 
+
+async def test_the_secretariat_sees_the_pending_speaking_slot_requests(slot_site: Floorbridge, page: Page) -> None:
+    await open_slot_call_with_requests(slot_site, ("Ms. Amina Diallo", "Kenya", "minister"),
+                                       ("H.E. Mr. Rui Costa", "Portugal", "head_of_state_or_government"))
     errors = no_script_errors(page)
     await sign_in(page, slot_site.base, "clerk")
     section = page.locator("#slots")
@@ -381,6 +391,79 @@ async def test_the_secretariat_sees_the_pending_speaking_slot_requests(slot_site
     await expect(rows.nth(0)).to_contain_text("H.E. Mr. Rui Costa")  # protocol order: head of state first
     await expect(rows.nth(1)).to_contain_text("Ms. Amina Diallo")
     assert errors == []
+
+
+async def test_the_secretariat_approves_waitlists_and_rejects_speaking_slot_requests(
+    slot_site: Floorbridge, page: Page
+) -> None:
+    minister, head = "Ms. Amina <b>Diallo</b>", "H.E. Mr. Rui Costa"  # markup in a name stays text
+    refs = await open_slot_call_with_requests(slot_site, (minister, "Kenya", "minister"),
+                                              (head, "Portugal", "head_of_state_or_government"))
+    errors = no_script_errors(page)
+    await sign_in(page, slot_site.base, "clerk")
+    section = page.locator("#slots")
+    await expect(section).to_contain_text("2 pending")
+    first, second = (section.locator(f'table.slot-requests tr[data-ref="{refs[n]}"]') for n in (head, minister))
+    await expect(second.locator("td").nth(1)).to_have_text(minister)
+    await expect(section.locator("b")).to_have_count(0)
+    form = section.locator("form.review-form")
+
+    # Approve the head of state: the preferred session, the first place and the session's start are proposed.
+    await section.get_by_role("button", name=f"Approve {head}", exact=True).click()
+    await expect(form.get_by_label("Session")).to_be_focused()
+    await expect(form.get_by_label("Session")).to_have_value(SESSION)
+    await expect(form.get_by_label("Order")).to_have_value("1")
+    await expect(form.get_by_label("Start (Europe/Zurich)")).to_have_value("2025-07-09T11:00")
+    await expect(form.get_by_label("Minutes")).to_have_value("3")
+    await form.get_by_role("button", name="Confirm approval").click()
+    await expect(first.locator(".slot-status")).to_have_text(
+        "approved: High-level segment: policy statements (1), no. 1 at 11:00 (3 min)")
+    await expect(section.get_by_role("status")).to_have_text(f"{refs[head]} ({head}) is now approved.")
+    await expect(first.get_by_role("button")).to_have_count(0)  # decided: no more review buttons
+
+    # Waitlist the minister; a waitlisted request can still be approved or rejected.
+    await section.get_by_role("button", name=f"Waitlist {minister}", exact=True).click()
+    await expect(second.locator(".slot-status")).to_have_text("waitlisted")
+    await expect(second.get_by_role("button")).to_have_count(2)
+
+    # An approval the API refuses (outside the session) shows why next to the row, and changes nothing.
+    await section.get_by_role("button", name=f"Approve {minister}", exact=True).click()
+    await expect(form.get_by_label("Order")).to_have_value("2")  # after the approved speaker ...
+    await expect(form.get_by_label("Start (Europe/Zurich)")).to_have_value("2025-07-09T11:03")  # ... and his 3 min
+    await form.get_by_label("Start (Europe/Zurich)").fill("2025-07-09T12:29")
+    await form.get_by_role("button", name="Confirm approval").click()
+    await expect(second.get_by_role("alert")).to_contain_text(
+        "outside High-level segment: policy statements (1) (11:00–12:30, Europe/Zurich)")
+    await expect(second.locator(".slot-status")).to_have_text("waitlisted")
+    await form.get_by_role("button", name="Cancel").click()
+    await expect(form).to_have_count(0)
+    await expect(section.get_by_role("button", name=f"Approve {minister}", exact=True)).to_be_focused()
+
+    # A rejection needs a reason.
+    await section.get_by_role("button", name=f"Reject {minister}", exact=True).click()
+    reason = form.get_by_label("Reason (the delegate is told)")
+    await expect(reason).to_be_focused()
+    await form.get_by_role("button", name="Confirm rejection").click()
+    assert await reason.evaluate("field => field.validity.valueMissing")
+    await expect(second.locator(".slot-status")).to_have_text("waitlisted")
+    await reason.fill("Statement to be <i>submitted</i> in writing")
+    await form.get_by_role("button", name="Confirm rejection").click()
+    await expect(second.locator(".slot-status")).to_have_text("rejected: Statement to be <i>submitted</i> in writing")
+    await expect(section).to_contain_text("Requests: 1 approved, 1 rejected.")
+    await expect(section.locator("b, i")).to_have_count(0)
+    await expect(section.locator("table.slot-requests tbody tr")).to_have_count(2)
+
+    assert slot_site.slots is not None
+    approved = await slot_site.slots.store.get_request(refs[head])
+    rejected = await slot_site.slots.store.get_request(refs[minister])
+    assert approved is not None and rejected is not None
+    assert approved.status is SlotStatus.APPROVED and approved.approved_session == SESSION
+    assert (approved.order, approved.slot_start, approved.slot_minutes) == (
+        1, datetime(2025, 7, 9, 9, 0, tzinfo=UTC), 3)
+    assert rejected.status is SlotStatus.REJECTED
+    assert rejected.reason == "Statement to be <i>submitted</i> in writing"
+    refused = [e for e in errors if e.startswith("400 POST ") and e.endswith(f"/slot-requests/{refs[minister]}/review")]
+    assert len(refused) == 1 and errors == refused  # only the refused approval, which the page showed
 
 
 async def test_a_one_time_link_clicked_in_a_web_chat_signs_in_once(

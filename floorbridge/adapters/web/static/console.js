@@ -437,37 +437,370 @@
     return { status: response.status, data: await response.json() };
   }
 
-  function requestsTable(data) {
-    const byRef = new Map((data.requests || []).map((r) => [r.ref, r]));
-    const pending = (data.draft_order || []).map((ref) => byRef.get(ref)).filter(Boolean);
-    const counts = Object.entries(data.counts || {})
-      .filter(([, n]) => n > 0)
-      .map(([state, n]) => `${n} ${state}`)
-      .join(", ");
-    const parts = [el("p", { class: "hint" }, counts ? `Requests: ${counts}.` : "No requests yet.")];
-    if (pending.length) {
-      const rows = pending.map((r) =>
-        el(
+  // The secretariat reviews pending and waitlisted requests from the table: approve (with the
+  // session, order, start and minutes proposed), waitlist, or reject (with a reason). Every review
+  // names the request's updated_at as read, so a 409 means someone else decided first.
+
+  const STATUS_LABEL = {
+    pending: "pending",
+    waitlisted: "waitlisted",
+    approved: "approved",
+    rejected: "rejected",
+    withdrawn: "withdrawn",
+  };
+  const STATUS_RANK = { pending: 0, waitlisted: 0, approved: 1, rejected: 2, withdrawn: 3 };
+  let reviewIds = 0; // unique ids for the labels of review forms
+
+  // Minutes east of UTC of `timeZone` at `date` (0 if the browser does not know the zone).
+  function zoneOffset(date, timeZone) {
+    try {
+      const parts = new Intl.DateTimeFormat("en-GB", {
+        timeZone,
+        hourCycle: "h23",
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: "2-digit",
+      }).formatToParts(date);
+      const get = (type) => Number((parts.find((p) => p.type === type) || { value: "0" }).value);
+      const wall = Date.UTC(get("year"), get("month") - 1, get("day"), get("hour") % 24, get("minute"), get("second"));
+      return Math.round((wall - Math.floor(date.getTime() / 1000) * 1000) / 60000);
+    } catch (err) {
+      return 0;
+    }
+  }
+
+  // An instant as the value of a datetime-local field, in the meeting's time zone.
+  function localValue(iso, timeZone) {
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "";
+    return new Date(date.getTime() + zoneOffset(date, timeZone) * 60000).toISOString().slice(0, 16);
+  }
+
+  // A datetime-local value in the meeting's time zone as ISO 8601 with its UTC offset.
+  function withOffset(value, timeZone) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value || "");
+    if (!m) return value || "";
+    const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]));
+    let offset = zoneOffset(new Date(wall), timeZone);
+    offset = zoneOffset(new Date(wall - offset * 60000), timeZone);
+    const abs = Math.abs(offset);
+    const sign = offset < 0 ? "-" : "+";
+    return `${m[0]}:00${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+  }
+
+  function hhmm(iso, timeZone) {
+    const value = localValue(iso, timeZone);
+    return value ? value.slice(11, 16) : "";
+  }
+
+  // The next free place in a session: after the last approved slot (order and time).
+  function proposal(data, sessionId) {
+    const session = (data.call.sessions || []).find((s) => s.id === sessionId);
+    let order = 1;
+    let start = session && session.start ? new Date(session.start).getTime() : null;
+    for (const r of data.requests || []) {
+      const slot = r.slot;
+      if (r.status !== "approved" || !slot || slot.session !== sessionId) continue;
+      order = Math.max(order, (slot.order || 0) + 1);
+      if (slot.start) {
+        const end = new Date(slot.start).getTime() + (slot.minutes || 0) * 60000;
+        if (start === null || end > start) start = end;
+      }
+    }
+    return { order, start: start === null ? "" : new Date(start).toISOString() };
+  }
+
+  function sessionTitle(data, sessionId) {
+    const session = (data.call.sessions || []).find((s) => s.id === sessionId);
+    return session ? session.title : sessionId;
+  }
+
+  function statusText(data, r) {
+    const label = STATUS_LABEL[r.status] || r.status;
+    if (r.status === "approved" && r.slot) {
+      const at = r.slot.start ? ` at ${hhmm(r.slot.start, data.call.timezone)}` : "";
+      return `${label}: ${sessionTitle(data, r.slot.session)}, no. ${r.slot.order}${at} (${r.slot.minutes} min)`;
+    }
+    if (r.status === "rejected" && r.reason) return `${label}: ${r.reason}`;
+    return label;
+  }
+
+  function problemText(response, body) {
+    const error = body && body.error;
+    if (error && Array.isArray(error.problems) && error.problems.length) {
+      return error.problems.map((p) => (p.where ? `${p.where}: ${p.what}` : p.what)).join("; ");
+    }
+    if (error && error.message) return error.message;
+    return `${response.status} ${response.statusText}`;
+  }
+
+  // One call's requests: loads them, renders the table and handles the reviews.
+  function slotRequests(call, box, live) {
+    let data = null;
+    let busy = false;
+    let open = null; // {ref, row, trigger}: the review form shown under a row
+
+    async function refresh() {
+      let result;
+      try {
+        result = await getJson(`${meetingApi}/slot-calls/${encodeURIComponent(call.id)}/requests`);
+      } catch (err) {
+        box.replaceChildren(el("p", { class: "hint" }, "The requests could not be loaded."));
+        return;
+      }
+      if (!result.data) {
+        box.replaceChildren(el("p", { class: "hint" }, `The requests could not be loaded (${result.status}).`));
+        return;
+      }
+      data = result.data;
+      open = null;
+      render();
+    }
+
+    function render() {
+      const requests = data.requests || [];
+      const byRef = new Map(requests.map((r) => [r.ref, r]));
+      const drafted = (data.draft_order || []).map((ref) => byRef.get(ref)).filter(Boolean);
+      const inDraft = new Set(drafted.map((r) => r.ref));
+      const decided = requests
+        .filter((r) => !inDraft.has(r.ref))
+        .sort((a, b) => {
+          const rank = (STATUS_RANK[a.status] ?? 9) - (STATUS_RANK[b.status] ?? 9);
+          if (rank) return rank;
+          const sa = a.slot ? `${a.slot.session}\u0000${String(a.slot.order).padStart(6, "0")}` : "";
+          const sb = b.slot ? `${b.slot.session}\u0000${String(b.slot.order).padStart(6, "0")}` : "";
+          return sa < sb ? -1 : sa > sb ? 1 : a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0;
+        });
+      const counts = Object.entries(data.counts || {})
+        .filter(([, n]) => n > 0)
+        .map(([state, n]) => `${n} ${state}`)
+        .join(", ");
+      const parts = [el("p", { class: "hint" }, counts ? `Requests: ${counts}.` : "No requests yet.")];
+      const shownRequests = drafted.concat(decided);
+      if (shownRequests.length) {
+        const head = el(
           "tr",
           {},
-          el("td", {}, r.ref),
-          el("td", {}, r.form.name),
-          el("td", {}, r.form.delegation),
-          el("td", {}, r.form.mode === "remote" ? "remote" : "in room"),
-          el("td", {}, r.status),
-        ),
-      );
-      const head = el(
-        "tr",
-        {},
-        ...["Reference", "Name", "Delegation", "Where", "Status"].map((h) => el("th", { scope: "col" }, h)),
-      );
-      parts.push(
-        el("p", {}, "Pending and waitlisted, in protocol order:"),
-        el("table", { class: "slot-requests" }, el("thead", {}, head), el("tbody", {}, ...rows)),
-      );
+          ...["Reference", "Name", "Delegation", "Where", "Session asked for", "Status"].map((h) =>
+            el("th", { scope: "col" }, h),
+          ),
+          el("th", { scope: "col" }, el("span", { class: "visually-hidden" }, "Review")),
+        );
+        parts.push(
+          el(
+            "p",
+            {},
+            drafted.length
+              ? "Pending and waitlisted requests first, in protocol order; then the decided ones."
+              : "Every request has been decided.",
+          ),
+          el(
+            "table",
+            { class: "slot-requests" },
+            el("thead", {}, head),
+            el("tbody", {}, ...shownRequests.map((r) => requestRow(r, inDraft.has(r.ref)))),
+          ),
+        );
+      }
+      box.replaceChildren(...parts);
     }
-    return parts;
+
+    function requestRow(r, reviewable) {
+      const row = el(
+        "tr",
+        { "data-ref": r.ref, class: `slot-${r.status}` },
+        el("td", {}, r.ref),
+        el("td", {}, r.form.name),
+        el("td", {}, r.form.delegation),
+        el("td", {}, r.form.mode === "remote" ? "remote" : "in room"),
+        el("td", {}, sessionTitle(data, r.form.session)),
+        el("td", { class: "slot-status" }, statusText(data, r)),
+      );
+      const cell = el("td", { class: "row-actions review" });
+      row.append(cell);
+      if (!reviewable) return row;
+      const message = el("p", { class: "error review-error", role: "alert", hidden: true });
+      const approve = el("button", { type: "button", "aria-label": `Approve ${r.form.name}` }, "Approve…");
+      approve.addEventListener("click", () => openForm(r, row, approve, "approve"));
+      cell.append(approve);
+      if (r.status !== "waitlisted") {
+        const waitlist = el("button", { type: "button", "aria-label": `Waitlist ${r.form.name}` }, "Waitlist");
+        waitlist.addEventListener("click", () => send(r, row, { decision: "waitlisted" }));
+        cell.append(waitlist);
+      }
+      const reject = el("button", { type: "button", "aria-label": `Reject ${r.form.name}` }, "Reject…");
+      reject.addEventListener("click", () => openForm(r, row, reject, "reject"));
+      cell.append(reject, message);
+      return row;
+    }
+
+    function closeForm(returnFocus) {
+      if (!open) return;
+      const { formRow, trigger } = open;
+      open = null;
+      formRow.remove();
+      if (returnFocus && trigger.isConnected) trigger.focus();
+    }
+
+    function field(labelText, control) {
+      const id = `review-${++reviewIds}`;
+      control.id = id;
+      return el("div", { class: "field" }, el("label", { for: id }, labelText), control);
+    }
+
+    function openForm(r, row, trigger, kind) {
+      closeForm(false);
+      const timeZone = data.call.timezone;
+      const form = el("form", { class: "review-form", novalidate: kind === "approve" ? true : null });
+      const legendText = kind === "approve" ? `Approve ${r.ref}: ${r.form.name}` : `Reject ${r.ref}: ${r.form.name}`;
+      const fieldset = el("fieldset", {}, el("legend", {}, legendText));
+      let first;
+      if (kind === "approve") {
+        const session = el(
+          "select",
+          { name: "session" },
+          ...(data.call.sessions || []).map((s) =>
+            el("option", { value: s.id, selected: s.id === r.form.session ? true : null }, s.title),
+          ),
+        );
+        const order = el("input", { name: "order", type: "number", min: 1, max: 10000, step: 1, required: true });
+        const start = el("input", { name: "start", type: "datetime-local", required: true });
+        const minutes = el("input", {
+          name: "minutes",
+          type: "number",
+          min: 1,
+          max: 60,
+          step: 1,
+          required: true,
+          value: data.call.minutes,
+        });
+        const propose = () => {
+          const next = proposal(data, session.value);
+          order.value = String(next.order);
+          start.value = next.start ? localValue(next.start, timeZone) : "";
+        };
+        session.addEventListener("change", propose);
+        propose();
+        fieldset.append(
+          field("Session", session),
+          field("Order", order),
+          field(`Start (${timeZone})`, start),
+          field("Minutes", minutes),
+          el("button", { type: "submit", class: "primary" }, "Confirm approval"),
+        );
+        form.addEventListener("submit", (event) => {
+          event.preventDefault();
+          const body = { decision: "approved", session: session.value, start: withOffset(start.value, timeZone) };
+          const orderValue = Number.parseInt(order.value, 10);
+          const minutesValue = Number.parseInt(minutes.value, 10);
+          if (!Number.isNaN(orderValue)) body.order = orderValue;
+          if (!Number.isNaN(minutesValue)) body.minutes = minutesValue;
+          send(r, row, body);
+        });
+        first = session;
+      } else {
+        const reason = el("input", { name: "reason", type: "text", required: true, maxlength: 500 });
+        fieldset.append(
+          field("Reason (the delegate is told)", reason),
+          el("button", { type: "submit", class: "primary" }, "Confirm rejection"),
+        );
+        form.addEventListener("submit", (event) => {
+          event.preventDefault();
+          if (!reason.value.trim()) {
+            showError(row, "A rejection needs a reason.");
+            reason.focus();
+            return;
+          }
+          send(r, row, { decision: "rejected", reason: reason.value });
+        });
+        first = reason;
+      }
+      const cancel = el("button", { type: "button" }, "Cancel");
+      cancel.addEventListener("click", () => closeForm(true));
+      fieldset.append(cancel);
+      form.append(fieldset);
+      const formRow = el(
+        "tr",
+        { class: "review-row" },
+        el("td", { colspan: row.children.length }, form),
+      );
+      row.after(formRow);
+      open = { ref: r.ref, formRow, trigger };
+      showError(row, "");
+      first.focus();
+    }
+
+    function showError(row, text) {
+      const message = row.querySelector(".review-error");
+      if (!message) return;
+      message.textContent = text;
+      message.hidden = !text;
+    }
+
+    function setBusy(row, value) {
+      busy = value;
+      box.setAttribute("aria-busy", value ? "true" : "false");
+      const controls = [...row.querySelectorAll("button")];
+      if (open) controls.push(...open.formRow.querySelectorAll("button"));
+      for (const button of controls) button.disabled = value;
+    }
+
+    async function send(r, row, body) {
+      if (busy) return;
+      setBusy(row, true);
+      showError(row, "");
+      if (r.updated_at) body.expected_updated_at = r.updated_at;
+      let response;
+      let answer = null;
+      try {
+        response = await fetch(`${meetingApi}/slot-requests/${encodeURIComponent(r.ref)}/review`, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf },
+          body: JSON.stringify(body),
+        });
+        try {
+          answer = await response.json();
+        } catch (err) {
+          answer = null;
+        }
+      } catch (err) {
+        setBusy(row, false);
+        showError(row, "Could not reach the server: nothing was changed. Check the connection and try again.");
+        return;
+      }
+      if (response.ok) {
+        const status = answer && answer.status ? answer.status : body.decision;
+        await refresh();
+        live.className = "hint";
+        live.textContent = `${r.ref} (${r.form.name}) is now ${STATUS_LABEL[status] || status}.`;
+        busy = false;
+        box.setAttribute("aria-busy", "false");
+        live.focus(); // the buttons that had the focus are gone with the old table
+        return;
+      }
+      if (response.status === 409) {
+        await refresh();
+        busy = false;
+        box.setAttribute("aria-busy", "false");
+        live.className = "notice warn";
+        live.textContent =
+          `${r.ref} was changed by someone else meanwhile; the table shows it as it is now. ` +
+          "Check it and decide again if still needed.";
+        return;
+      }
+      setBusy(row, false);
+      if (response.status === 401) {
+        showError(row, "Your sign-in has expired. Reload the page to sign in again; nothing was changed.");
+        return;
+      }
+      showError(row, `Not done: ${problemText(response, answer)}`);
+    }
+
+    return refresh;
   }
 
   async function loadSlots() {
@@ -504,15 +837,10 @@
       );
       box.append(article);
       if (role !== "secretariat") continue;
-      try {
-        const { status: code, data } = await getJson(
-          `${meetingApi}/slot-calls/${encodeURIComponent(call.id)}/requests`,
-        );
-        if (data) article.append(...requestsTable(data));
-        else article.append(el("p", { class: "hint" }, `The requests could not be loaded (${code}).`));
-      } catch (err) {
-        article.append(el("p", { class: "hint" }, "The requests could not be loaded."));
-      }
+      const requests = el("div", { class: "slot-requests-box" });
+      const live = el("p", { class: "hint", role: "status", tabindex: -1 });
+      article.append(live, requests);
+      await slotRequests(call, requests, live)();
     }
   }
 
