@@ -159,6 +159,107 @@ def _ics(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+_SESSION = {"name": "session", "in": "path", "required": True, "schema": _STR}
+_CALL = {"name": "call", "in": "path", "required": True, "schema": _STR}
+_REF = {"name": "ref", "in": "path", "required": True, "schema": _STR,
+        "description": "the request's reference, as given in its acknowledgement"}
+_ERRORS = {
+    "400": "Malformed input: every problem is named in error.problems",
+    "401": "Not signed in to the console",
+    "403": "Signed in, but not a moderator or the secretariat of this meeting, or a bad CSRF token",
+    "404": "Unknown meeting, session, call or request",
+    "409": "Changed meanwhile (expected_version or expected_updated_at no longer current)",
+    "422": "Refused by the rules (deadline passed, list closed, already asked…); error.code says which",
+}
+
+
+def _op(summary: str, params: list[dict[str, Any]], *, body: list[str] | None = None, status: str = "200",
+        content: str = "application/json", errors: tuple[str, ...] = ("400", "404"),
+        note: str = "") -> dict[str, Any]:
+    """An operation whose answer is JSON (or `content`); `body` lists the JSON fields it accepts."""
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": params,
+        "responses": {
+            status: {"description": "OK", "content": {content: {"schema": {"type": "object"} if content ==
+                                                                 "application/json" else _STR}}},
+            **{code: {"description": _ERRORS[code], "content": {"application/json": {"schema": _ref("Error")}}}
+               for code in errors},
+        },
+    }
+    if note:
+        op["description"] = note
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {name: {} for name in body}, "additionalProperties": False}}}}
+    return op
+
+
+_CONSOLE = "Console session cookie and, for changes, its CSRF token in X-CSRF-Token."
+_ALL = ("400", "401", "403", "404", "409", "422")
+
+
+def _queue_paths() -> dict[str, Any]:
+    base = "/api/v1/meetings/{meeting}/sessions/{session}/speakers"
+    ms = [_MEETING, _SESSION]
+    return {
+        base: {"get": _op("The live list of speakers: current speaker, waiting (with positions), finished", ms)},
+        base + "/events": {"get": _op("Server-sent events: the list's version after every change", ms,
+                                      content="text/event-stream")},
+        base + "/requests": {"post": _op(
+            "Ask for the floor from the web (this browser's cookie fb_delegate identifies the delegate)", ms,
+            body=["name", "delegation", "speech_type", "remote"], status="201", errors=("400", "404", "422"))},
+        base + "/requests/mine": {"delete": _op("Withdraw this browser's request", ms, errors=("400", "404", "422"))},
+        base + "/actions": {"post": _op(
+            "A moderator action: next, start, end, pause, resume, move, remove, close, reopen, readd_last, "
+            "set_time, set_budget, add (an in-room speaker), withdraw", ms,
+            body=["action", "speaker_id", "position", "seconds", "delegation", "name", "speech_type", "remote",
+                  "participant", "expected_version"], errors=_ALL, note=_CONSOLE)},
+        base + "/audit": {"get": _op("Every change: who, when, from which platform", ms,
+                                     errors=("401", "403", "404"), note=_CONSOLE)},
+        base + "/record.{format}": {"get": {
+            **_op("The record of the session's speeches (channel, requested, start, end, spoken)",
+                  [*ms, {"name": "format", "in": "path", "required": True, "schema": {"enum": ["csv", "json"]}}],
+                  errors=("404",)),
+        }},
+        "/api/v1/meetings/{meeting}/speaking-time": {"get": _op(
+            "Speaking time per delegation over the whole meeting", [_MEETING], errors=("404",))},
+    }
+
+
+def _slot_paths() -> dict[str, Any]:
+    m = "/api/v1/meetings/{meeting}"
+    return {
+        m + "/slot-calls": {"get": _op("Calls for speaking-slot requests and their rules", [_MEETING])},
+        m + "/slot-calls/{call}": {"put": _op("Open or change a call (secretariat)", [_MEETING, _CALL],
+                                              body=["title", "deadline", "sessions", "minutes",
+                                                    "one_per_delegation", "modes", "languages"],
+                                              errors=_ALL, note=_CONSOLE)},
+        m + "/slot-calls/{call}/requests": {
+            "post": _op("Request a speaking slot; the answer carries the reference", [_MEETING, _CALL],
+                        body=["name", "title", "delegation", "stakeholder", "rank", "session", "mode",
+                              "language"], status="201", errors=("400", "404", "422")),
+            "get": _op("The requests with the draft order by protocol precedence (secretariat)",
+                       [_MEETING, _CALL], errors=("401", "403", "404"), note=_CONSOLE),
+        },
+        m + "/slot-requests/{ref}/review": {"post": _op(
+            "Approve (session, order, start, minutes), waitlist or reject (reason) a request", [_MEETING, _REF],
+            body=["decision", "reason", "session", "order", "start", "minutes", "expected_updated_at"],
+            errors=_ALL, note=_CONSOLE)},
+        m + "/sessions/{session}/rolling-list": {"get": _op("Approved speakers of a session, in order",
+                                                            [_MEETING, _SESSION])},
+        "/api/v1/slot-requests/{ref}": {
+            "get": _op("The requester's own request", [_REF], errors=("404",)),
+            "put": _op("Change it before the deadline", [_REF], body=["name", "title", "delegation", "stakeholder",
+                                                                      "rank", "session", "mode", "language"],
+                       errors=("400", "404", "409", "422")),
+            "delete": _op("Withdraw it before the deadline", [_REF], errors=("404", "422")),
+        },
+        "/ical/slot/{token}.ics": _ics("An approved speaker's slot, for their calendar",
+                                       [{"name": "token", "in": "path", "required": True, "schema": _STR}]),
+    }
+
+
 def openapi_document(public_url: str) -> dict[str, Any]:
     track_param = {"name": "track", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
@@ -166,7 +267,8 @@ def openapi_document(public_url: str) -> dict[str, Any]:
         "info": {
             "title": "floorbridge API",
             "version": __version__,
-            "description": "Meetings, their published agenda versions, changelogs, deadlines and iCal feeds.",
+            "description": "Meetings, their published agenda versions, changelogs, deadlines and iCal feeds; the live "
+                           "lists of speakers and speaking-slot requests.",
         },
         "servers": [{"url": public_url}],
         "paths": {
@@ -225,6 +327,8 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             "/healthz": {
                 "get": {"summary": "Liveness", "responses": {"200": {"description": "The process is serving"}}}
             },
+            **_queue_paths(),
+            **_slot_paths(),
         },
         "components": {"schemas": _SCHEMAS},
     }
