@@ -415,7 +415,10 @@ class SlotDialogue:
             return next((m for m in call.modes if m.value == lowered), None)
         return next((c for c in call.languages if c == word.lower()), None)
 
-    async def _answer(self, ctx: Context, desk: SlotDesk, step: str, words: list[str]) -> list[Reply]:
+    async def _open_draft(self, ctx: Context, desk: SlotDesk, *, changing: bool = False,
+                          ) -> tuple[Draft, SlotCall, Scene] | list[Reply]:
+        """The request in progress with its call, or the reply when there is none or its call has
+        closed (the draft is then dropped)."""
         t = ctx.t
         draft = self._draft(ctx)
         if draft is None:
@@ -429,7 +432,15 @@ class SlotDialogue:
         scene = await self._scene(ctx, call)
         if not call.is_open(self.clock()):
             self._drop(ctx)
-            return self._closed(ctx, scene)
+            return self._closed(ctx, scene, changing=changing and bool(draft.editing))
+        return draft, call, scene
+
+    async def _answer(self, ctx: Context, desk: SlotDesk, step: str, words: list[str]) -> list[Reply]:
+        found = await self._open_draft(ctx, desk)
+        if isinstance(found, list):
+            return found
+        draft, call, scene = found
+        t = ctx.t
         value = " ".join(" ".join(words).split())
         if not value:  # "slot rank": ask that question (again)
             self._keep(ctx, draft)
@@ -497,20 +508,11 @@ class SlotDialogue:
     # ---------------------------------------------------------------- slot send | cancel
 
     async def _send(self, ctx: Context, desk: SlotDesk) -> list[Reply]:
+        found = await self._open_draft(ctx, desk, changing=True)
+        if isinstance(found, list):
+            return found
+        draft, call, scene = found
         t = ctx.t
-        draft = self._draft(ctx)
-        if draft is None:
-            return self._say(p(t._("You have no request in progress. Send {command} to start one.")
-                               .format(command="slot")), buttons=[[Button(t._("Speaking slots"), "slot")]])
-        try:
-            call = await desk.call(draft.meeting_id, draft.call_id)
-        except NotFound:
-            self._drop(ctx)
-            return self._say(p(t._("That call for speaking-slot requests no longer exists.")))
-        scene = await self._scene(ctx, call)
-        if not call.is_open(self.clock()):
-            self._drop(ctx)
-            return self._closed(ctx, scene, changing=bool(draft.editing))
         if any(s not in draft.values for s in self._steps(call)):
             return self._next(ctx, draft, scene)
         form = _form(draft)
