@@ -1,5 +1,5 @@
 """The moderator console and the public live list of speakers: server-rendered HTML shells that
-two small scripts (static/console.js, static/live.js) fill from the list's server-sent events.
+two small scripts (static/console.js, static/live.js, sharing static/speakers.js) fill from the list's server-sent events.
 
 Signing in: a console account (username and password, checked with argon2 by ConsoleAuth) through
 a form protected by a double-submit token (a SameSite=Strict cookie and a hidden field), or a
@@ -75,6 +75,7 @@ class StaticFile:
 
 
 STATIC_TYPES = {
+    "speakers.js": "text/javascript; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "live.js": "text/javascript; charset=utf-8",
     "floor.css": "text/css; charset=utf-8",
@@ -114,7 +115,9 @@ def _asset(request: web.Request, name: str) -> str:
 
 def _page(request: web.Request, title: str, body: str, *, status: int = 200, script: str = "",
           head: str = "", private: bool = True) -> web.Response:
-    scripts = f'<script src="{escape(_asset(request, script))}" defer></script>' if script else ""
+    # Deferred scripts run in document order: the shared helpers first.
+    scripts = "".join(f'<script src="{escape(_asset(request, name))}" defer></script>'
+                      for name in (("speakers.js", script) if script else ()))
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -16,16 +16,9 @@
   const meetingApi = `/api/v1/meetings/${encodeURIComponent(meeting)}`;
   const api = `${meetingApi}/sessions/${encodeURIComponent(session)}/speakers`;
   const $ = (id) => document.getElementById(id);
+  const { el, clock, speechLabel, where, setStatus, WARNING_SECONDS } = window.floorbridge;
 
-  const SPEECH = {
-    contribution: "Contribution",
-    point_of_order: "Point of order",
-    interposed_question: "Interposed question",
-    answer: "Answer",
-    right_of_reply: "Right of reply",
-  };
   const CHANNEL = { room: "in the room", web: "web", telegram: "Telegram", discord: "Discord", matrix: "Matrix" };
-  const WARNING_SECONDS = 30;
 
   let shown = null; // the list last rendered
   let timer = null; // {remaining, running, at}: the current speech's time left at `at` (performance.now())
@@ -36,38 +29,9 @@
 
   // ------------------------------------------------------------------ small helpers
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else node.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === "") continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  function clock(seconds) {
-    const whole = seconds >= 0 ? Math.ceil(seconds) : Math.floor(seconds);
-    const abs = Math.abs(whole);
-    return `${whole < 0 ? "-" : ""}${Math.floor(abs / 60)}:${String(abs % 60).padStart(2, "0")}`;
-  }
-
-  const speechLabel = (type) => SPEECH[type] || type;
   const channelLabel = (channel) => CHANNEL[channel] || channel;
 
-  function where(speaker) {
-    return el("span", { class: speaker.remote ? "tag remote" : "tag room" }, speaker.remote ? "remote" : "in room");
-  }
-
-  function status(text, kind) {
-    const node = $("status");
-    node.textContent = text;
-    node.className = `status ${kind || ""}`;
-  }
+  const status = (text, kind) => setStatus($("status"), text, kind);
 
   function notice(text, kind) {
     const node = $("notice");

@@ -12,15 +12,8 @@
     root.dataset.session,
   )}/speakers`;
   const $ = (id) => document.getElementById(id);
+  const { el, clock, speechLabel, where, setStatus, WARNING_SECONDS } = window.floorbridge;
 
-  const SPEECH = {
-    contribution: "Contribution",
-    point_of_order: "Point of order",
-    interposed_question: "Interposed question",
-    answer: "Answer",
-    right_of_reply: "Right of reply",
-  };
-  const WARNING_SECONDS = 30;
 
   let shown = null;
   let timer = null;
@@ -28,37 +21,8 @@
   let mine = null; // this browser's open request, as the stream last told
   let note = ""; // what to say once there is no open request (withdrawn, spoken, removed)
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else node.setAttribute(key, String(value));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined || child === "") continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
 
-  function clock(seconds) {
-    const whole = seconds >= 0 ? Math.ceil(seconds) : Math.floor(seconds);
-    const abs = Math.abs(whole);
-    return `${whole < 0 ? "-" : ""}${Math.floor(abs / 60)}:${String(abs % 60).padStart(2, "0")}`;
-  }
-
-  const speechLabel = (type) => SPEECH[type] || type;
-
-  function where(speaker) {
-    return el("span", { class: speaker.remote ? "tag remote" : "tag room" }, speaker.remote ? "remote" : "in room");
-  }
-
-  function status(text, kind) {
-    const node = $("status");
-    node.textContent = text;
-    node.className = `status ${kind || ""}`;
-  }
+  const status = (text, kind) => setStatus($("status"), text, kind);
 
   function askError(text) {
     const node = $("ask-error");
