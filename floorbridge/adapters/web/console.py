@@ -1,5 +1,6 @@
 """The moderator console and the public live list of speakers: server-rendered HTML shells that
-two small scripts (static/console.js, static/live.js, sharing static/speakers.js) fill from the list's server-sent events.
+two small scripts (static/console.js, static/live.js, sharing static/speakers.js) fill from the
+list's server-sent events.
 
 Signing in: a console account (username and password, checked with argon2 by ConsoleAuth) through
 a form protected by a double-submit token (a SameSite=Strict cookie and a hidden field), or a
