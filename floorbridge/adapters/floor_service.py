@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +42,6 @@ ListKey = tuple[MeetingId, SessionId]
 # Builds the chat messages for notices (the bots' wording, in each speaker's language).
 NoticeWriter = Callable[[Meeting, Session, SpeakerList, Sequence[FloorNotice]], Awaitable[list[OutgoingMessage]]]
 MAX_BATCH = 500
-AGENDA_RECHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -60,9 +58,6 @@ class _Slot:
     lst: SpeakerList | None = None
     pending: list[_Pending] = field(default_factory=list)
     committer: asyncio.Task[None] | None = None
-    # The version last stored: what a moderator acting now has seen (`lst` is the stored list too;
-    # a commit applies its batch to a copy and swaps it in once stored).
-    stored_version: int | None = None
     timer_sent: set[tuple[int, str]] = field(default_factory=set)
     watchers: set[asyncio.Queue[int]] = field(default_factory=set)
 
@@ -88,8 +83,6 @@ class FloorService:
         self._receipts = itertools.count(1)
         self._ticker: asyncio.Task[None] | None = None
         self._sessions: dict[MeetingId, tuple[int, Meeting, dict[SessionId, Session]]] = {}
-        self._checked: dict[MeetingId, float] = {}  # time.monotonic() of the last version check
-        self._agenda_lock = asyncio.Lock()
 
     # ---------------------------------------------------------------- lifetime
 
@@ -111,36 +104,19 @@ class FloorService:
 
     async def session(self, meeting_id: MeetingId, session_id: SessionId) -> tuple[Meeting, Session]:
         """The session from the meeting's latest published agenda; NotFound when it is not there.
-
-        Every request asks this, so the agenda is kept in memory and the latest version number is
-        looked up at most every AGENDA_RECHECK_SECONDS (one small query, one caller at a time): a
-        newly published agenda (a cancelled session, say) counts within that time."""
+        (The agenda store keeps the latest version in memory; this keeps its sessions by id.)"""
+        version = await self.agenda.latest_version(meeting_id)
+        if version is None:
+            raise NotFound(f"meeting {meeting_id!r} has no published agenda")
         cached = self._sessions.get(meeting_id)
-        if cached is None or time.monotonic() - self._checked.get(meeting_id, 0.0) >= AGENDA_RECHECK_SECONDS:
-            async with self._agenda_lock:
-                cached = self._sessions.get(meeting_id)
-                if cached is None or time.monotonic() - self._checked.get(meeting_id, 0.0) >= AGENDA_RECHECK_SECONDS:
-                    cached = await self._refresh_agenda(meeting_id, cached)
+        if cached is None or cached[0] != version.number:
+            meeting = await self.agenda.get_meeting(meeting_id)
+            cached = (version.number, meeting, {ps.session.id: ps.session for ps in version.sessions})
+            self._sessions[meeting_id] = cached
         session = cached[2].get(session_id)
         if session is None:
             raise NotFound(f"there is no session {session_id!r} in {meeting_id}")
         return cached[1], session
-
-    async def _refresh_agenda(self, meeting_id: MeetingId,
-                              cached: tuple[int, Meeting, dict[SessionId, Session]] | None,
-                              ) -> tuple[int, Meeting, dict[SessionId, Session]]:
-        number = (await self.agenda.latest_version_numbers()).get(meeting_id)
-        if number is None:
-            raise NotFound(f"meeting {meeting_id!r} has no published agenda")
-        if cached is None or cached[0] != number:
-            version = await self.agenda.latest_version(meeting_id)
-            if version is None:
-                raise NotFound(f"meeting {meeting_id!r} has no published agenda")
-            meeting = await self.agenda.get_meeting(meeting_id)
-            cached = (version.number, meeting, {ps.session.id: ps.session for ps in version.sessions})
-            self._sessions[meeting_id] = cached
-        self._checked[meeting_id] = time.monotonic()
-        return cached
 
     async def view(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList:
         """A copy of the list as stored (an empty list for a session nobody has asked in yet)."""
@@ -181,13 +157,14 @@ class FloorService:
         key = (meeting_id, session_id)
         slot = self._slots.setdefault(key, _Slot())
         if expected_version is None:
-            # Read before any await: whatever commits while this call waits must count as a change.
-            expected_version = slot.stored_version
+            # Read before any await (`lst` is the list as stored): whatever commits while this call
+            # waits must count as a change.
+            expected_version = slot.lst.version if slot.lst is not None else None
         await self.session(meeting_id, session_id)
         if expected_version is None:
             if slot.lst is None:
                 slot.lst = await self._load(meeting_id, session_id)
-            expected_version = slot.stored_version if slot.stored_version is not None else slot.lst.version
+            expected_version = slot.lst.version
         return await self._submit(key, command, actor, at, expected_version)
 
     async def _submit(self, key: ListKey, command: Command, actor: Actor, at: datetime,
@@ -200,11 +177,7 @@ class FloorService:
         return await done
 
     async def _load(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList:
-        lst = await self.store.load_list(meeting_id, session_id) or SpeakerList(meeting_id, session_id)
-        slot = self._slots.get((meeting_id, session_id))
-        if slot is not None:
-            slot.stored_version = lst.version
-        return lst
+        return await self.store.load_list(meeting_id, session_id) or SpeakerList(meeting_id, session_id)
 
     async def _commit_loop(self, key: ListKey, slot: _Slot) -> None:
         while slot.pending:
@@ -242,11 +215,7 @@ class FloorService:
                              extra={"session": key[1]})
                     slot.lst = None
                     continue
-                except BaseException:
-                    slot.lst = None
-                    raise
                 slot.lst = lst
-                slot.stored_version = lst.version
                 if messages:
                     self._on_enqueued()
                 self._changed(slot, lst.version)

@@ -22,17 +22,15 @@ from playwright.async_api import Browser, Page, Response, Route, expect
 
 from floorbridge.adapters.floor_service import FloorService
 from floorbridge.adapters.slot_service import SlotService
-from floorbridge.adapters.sources import load_agenda
 from floorbridge.adapters.storage import SqlConsoleStore, SqlSlotStore, SqlSpeakerStore, open_store
 from floorbridge.adapters.web.console_auth import ConsoleAuth
 from floorbridge.adapters.web.keys import WebOptions
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
-from floorbridge.calendar.feeds import render_feeds
-from floorbridge.core import usecases
 from floorbridge.core.chats import Platform, Role, Staff, UserRef
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.slots import SlotStatus
+from tests.support import publish_wsis
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -89,12 +87,7 @@ async def running(tmp_path: Path, serve_app: Callable[[web.Application], Awaitab
                   with_slots: bool = False) -> AsyncIterator[Floorbridge]:
     """The web app as `run.py serve` builds it (without chat), with or without the speaking-slot service."""
     store = await open_store(f"sqlite+aiosqlite:///{tmp_path}/browser.db")
-    path = ROOT / "config/meetings/wsis-2025.yaml"
-    imported = load_agenda(path, None)
-    await usecases.import_agenda(store, WSIS, defined_meeting=imported.meeting, sessions=imported.sessions,
-                                 deadlines=imported.deadlines, source=str(path))
-    await usecases.publish_agenda(store, WSIS, lambda m, v: render_feeds(m, v, base_url=""),
-                                  now=datetime(2025, 7, 1, tzinfo=UTC))
+    await publish_wsis(store, now=datetime(2025, 7, 1, tzinfo=UTC))
     floor = FloorService(SqlSpeakerStore(store.engine), store, tick_seconds=0.2)
     await floor.start()
     staff = Staff({WSIS: {CHAIR_IN_CHAT: Role.MODERATOR}})

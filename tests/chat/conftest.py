@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,23 +22,12 @@ from floorbridge.core import usecases
 from floorbridge.core.chats import ChatProfile, ChatRef, NoticeKind, Subscription
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.versions import AgendaVersion
+from tests.support import Clock, publish_wsis
 
 ROOT = Path(__file__).resolve().parents[2]
 WSIS = MeetingId("wsis-2025")
 NOW = datetime(2025, 7, 9, 8, 30, tzinfo=UTC)
 
-
-class Clock:
-    """A clock the test moves by hand (the speaking timer, deadlines)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def settings(moderators: tuple[str, ...] = (), chats: tuple[str, ...] = ()) -> Settings:
@@ -98,11 +87,7 @@ class Stage:
 
 async def open_stage(tmp: Path, url: str | None = None) -> Stage:
     store = await open_store(url or f"sqlite+aiosqlite:///{tmp}/fb.db")
-    path = ROOT / "config/meetings/wsis-2025.yaml"
-    imported = load_agenda(path, None)
-    await usecases.import_agenda(store, WSIS, defined_meeting=imported.meeting, sessions=imported.sessions,
-                                 deadlines=imported.deadlines, source=str(path))
-    await usecases.publish_agenda(store, WSIS, lambda m, v: render_feeds(m, v, base_url=""), now=NOW)
+    await publish_wsis(store, now=NOW)
     return Stage(store, SqlChatStore(store.engine), SqlOutbox(store.engine), tmp, SqlSpeakerStore(store.engine),
                  Clock(NOW))
 

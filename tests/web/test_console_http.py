@@ -12,7 +12,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +21,16 @@ from aiohttp import ClientResponse, ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 
 from floorbridge.adapters.floor_service import FloorService
-from floorbridge.adapters.sources import load_agenda
 from floorbridge.adapters.storage import SqlAgendaStore, SqlConsoleStore, SqlSpeakerStore, open_store
 from floorbridge.adapters.web.console import LOGIN_COOKIE
 from floorbridge.adapters.web.console_auth import SESSION_COOKIE, ConsoleAuth, hash_password
 from floorbridge.adapters.web.keys import WebOptions
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
-from floorbridge.calendar.feeds import render_feeds
-from floorbridge.core import usecases
 from floorbridge.core.chats import Platform, Role, Staff, UserRef
 from floorbridge.core.console import ConsoleAccount
 from floorbridge.core.ids import MeetingId
+from tests.support import Clock, publish_wsis
 
 ROOT = Path(__file__).resolve().parents[2]
 WSIS = MeetingId("wsis-2025")
@@ -46,16 +44,6 @@ CONSOLE_PAGE = f"/console/{WSIS}/{SESSION}"
 ACTIONS = f"/api/v1/meetings/{WSIS}/sessions/{SESSION}/speakers/actions"
 CHAIR_IN_CHAT = UserRef(Platform.TELEGRAM, "42")
 
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
@@ -96,11 +84,7 @@ class Site:
 @asynccontextmanager
 async def open_site(tmp: Path) -> AsyncIterator[Site]:
     store = await open_store(f"sqlite+aiosqlite:///{tmp}/console.db")
-    path = ROOT / "config/meetings/wsis-2025.yaml"
-    imported = load_agenda(path, None)
-    await usecases.import_agenda(store, WSIS, defined_meeting=imported.meeting, sessions=imported.sessions,
-                                 deadlines=imported.deadlines, source=str(path))
-    await usecases.publish_agenda(store, WSIS, lambda m, v: render_feeds(m, v, base_url=PUBLIC), now=NOW)
+    await publish_wsis(store, now=NOW, base_url=PUBLIC)
     clock = Clock(NOW)
     staff = Staff({WSIS: {CHAIR_IN_CHAT: Role.MODERATOR}})
     console = ConsoleAuth(SqlConsoleStore(store.engine), staff, public_url=PUBLIC, session_minutes=60,

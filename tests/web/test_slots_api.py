@@ -18,16 +18,14 @@ from aiohttp import ClientResponse, ClientSession, CookieJar
 from aiohttp.test_utils import TestServer
 
 from floorbridge.adapters.slot_service import SlotService
-from floorbridge.adapters.sources import load_agenda
 from floorbridge.adapters.storage import SqlAgendaStore, SqlConsoleStore, SqlSlotStore, open_store
 from floorbridge.adapters.web.console_auth import SESSION_COOKIE, ConsoleAuth
 from floorbridge.adapters.web.keys import WebOptions
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
-from floorbridge.calendar.feeds import render_feeds
-from floorbridge.core import usecases
 from floorbridge.core.chats import Platform, Role, Staff, UserRef
 from floorbridge.core.ids import MeetingId
+from tests.support import Clock, publish_wsis
 
 ROOT = Path(__file__).resolve().parents[2]
 WSIS = MeetingId("wsis-2025")
@@ -56,13 +54,6 @@ def form(**changes: str) -> dict[str, str]:
     base.update(changes)
     return base
 
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -114,12 +105,7 @@ class Site:
 @asynccontextmanager
 async def open_site(tmp: Path) -> AsyncIterator[Site]:
     store = await open_store(f"sqlite+aiosqlite:///{tmp}/slots.db")
-    path = ROOT / "config/meetings/wsis-2025.yaml"
-    imported = load_agenda(path, None)
-    await usecases.import_agenda(store, WSIS, defined_meeting=imported.meeting, sessions=imported.sessions,
-                                 deadlines=imported.deadlines, source=str(path))
-    await usecases.publish_agenda(store, WSIS, lambda m, v: render_feeds(m, v, base_url=PUBLIC),
-                                  now=datetime(2025, 3, 1, tzinfo=UTC))
+    await publish_wsis(store, now=datetime(2025, 3, 1, tzinfo=UTC), base_url=PUBLIC)
     clock = Clock(BEFORE)
     service = SlotService(SqlSlotStore(store.engine), store, clock=clock)
     staff = Staff({WSIS: {SECRETARIAT: Role.SECRETARIAT, MODERATOR: Role.MODERATOR},

@@ -16,12 +16,12 @@
   const meetingApi = `/api/v1/meetings/${encodeURIComponent(meeting)}`;
   const api = `${meetingApi}/sessions/${encodeURIComponent(session)}/speakers`;
   const $ = (id) => document.getElementById(id);
-  const { el, clock, speechLabel, where, setStatus, WARNING_SECONDS } = window.floorbridge;
+  const { el, clock, speechLabel, where, setStatus, speechTimer } = window.floorbridge;
+  const speechClock = speechTimer();
 
   const CHANNEL = { room: "in the room", web: "web", telegram: "Telegram", discord: "Discord", matrix: "Matrix" };
 
   let shown = null; // the list last rendered
-  let timer = null; // {remaining, running, at}: the current speech's time left at `at` (performance.now())
   let inFlight = false; // one action at a time
   let dragging = null; // id of the row being dragged
   let deferred = null; // a list that arrived during a drag, rendered when the drag ends
@@ -75,7 +75,6 @@
     box.replaceChildren();
     if (!current) {
       box.append(el("p", { class: "empty" }, "Nobody has the floor."));
-      timer = null;
     } else {
       const meta = [current.delegation, speechLabel(current.speech_type), channelLabel(current.channel)]
         .filter(Boolean)
@@ -84,11 +83,8 @@
         el("p", { class: "speaker-name", id: "current-name" }, current.name),
         el("p", { class: "speaker-meta" }, meta, " ", where(current)),
       );
-      const remaining =
-        typeof current.remaining_seconds === "number" ? current.remaining_seconds : current.allotted_seconds;
-      timer = { remaining, running: current.state === "speaking", at: performance.now() };
     }
-    tick();
+    speechClock.follow(current);
   }
 
   function renderWaiting(list) {
@@ -159,25 +155,6 @@
     );
     if (!items.length) items.push(el("li", { class: "empty" }, "No budgets: every speaker gets the time per speaker."));
     box.replaceChildren(...items);
-  }
-
-  function tick() {
-    const value = $("timer");
-    const box = value.parentElement;
-    const note = $("timer-note");
-    if (!timer) {
-      value.textContent = "–";
-      note.textContent = "";
-      box.className = "timer idle";
-      return;
-    }
-    const left = timer.remaining - (timer.running ? (performance.now() - timer.at) / 1000 : 0);
-    value.textContent = clock(left);
-    note.textContent = timer.running ? (left < 0 ? "over time" : "") : "paused";
-    box.className = "timer";
-    if (left < WARNING_SECONDS) box.classList.add("warn");
-    if (left < 0) box.classList.add("over");
-    if (!timer.running) box.classList.add("paused");
   }
 
   // ------------------------------------------------------------------ talking to the server
@@ -808,7 +785,6 @@
     }
   }
 
-  setInterval(tick, 250);
   connect();
   loadSlots();
 })();

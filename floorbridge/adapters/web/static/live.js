@@ -12,11 +12,11 @@
     root.dataset.session,
   )}/speakers`;
   const $ = (id) => document.getElementById(id);
-  const { el, clock, speechLabel, where, setStatus, WARNING_SECONDS } = window.floorbridge;
+  const { el, speechLabel, where, setStatus, speechTimer } = window.floorbridge;
+  const speechClock = speechTimer();
 
 
   let shown = null;
-  let timer = null;
   let events = null;
   let mine = null; // this browser's open request, as the stream last told
   let note = ""; // what to say once there is no open request (withdrawn, spoken, removed)
@@ -45,14 +45,10 @@
         el("p", { class: "speaker-name", id: "current-name" }, current.name),
         el("p", { class: "speaker-meta" }, meta, " ", where(current)),
       );
-      const remaining =
-        typeof current.remaining_seconds === "number" ? current.remaining_seconds : current.allotted_seconds;
-      timer = { remaining, running: current.state === "speaking", at: performance.now() };
     } else {
       box.append(el("p", { class: "empty" }, "Nobody has the floor."));
-      timer = null;
     }
-    tick();
+    speechClock.follow(current);
 
     if ("mine" in list) {
       if (mine && !list.mine) {
@@ -104,25 +100,6 @@
     }
     box.hidden = false;
     form.hidden = true;
-  }
-
-  function tick() {
-    const value = $("timer");
-    const box = value.parentElement;
-    const note = $("timer-note");
-    if (!timer) {
-      value.textContent = "–";
-      note.textContent = "";
-      box.className = "timer idle";
-      return;
-    }
-    const left = timer.remaining - (timer.running ? (performance.now() - timer.at) / 1000 : 0);
-    value.textContent = clock(left);
-    note.textContent = timer.running ? (left < 0 ? "over time" : "") : "paused";
-    box.className = "timer";
-    if (left < WARNING_SECONDS) box.classList.add("warn");
-    if (left < 0) box.classList.add("over");
-    if (!timer.running) box.classList.add("paused");
   }
 
   // ------------------------------------------------------------------ the stream
@@ -212,6 +189,5 @@
     }
   });
 
-  setInterval(tick, 250);
   connect();
 })();

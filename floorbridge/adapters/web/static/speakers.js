@@ -42,5 +42,46 @@ window.floorbridge = (() => {
     node.className = `status ${kind || ""}`;
   }
 
-  return { SPEECH, el, clock, speechLabel, where, setStatus, WARNING_SECONDS: 30 };
+  const WARNING_SECONDS = 30;
+
+  // The current speech's clock in #timer and #timer-note: `follow` takes the list's current speaker
+  // (or null) after every change; between changes it counts down locally, four times a second.
+  function speechTimer() {
+    let timer = null; // {remaining, running, at}: time left at `at` (performance.now())
+
+    function tick() {
+      const value = document.getElementById("timer");
+      const box = value.parentElement;
+      const note = document.getElementById("timer-note");
+      if (!timer) {
+        value.textContent = "–";
+        note.textContent = "";
+        box.className = "timer idle";
+        return;
+      }
+      const left = timer.remaining - (timer.running ? (performance.now() - timer.at) / 1000 : 0);
+      value.textContent = clock(left);
+      note.textContent = timer.running ? (left < 0 ? "over time" : "") : "paused";
+      box.className = "timer";
+      if (left < WARNING_SECONDS) box.classList.add("warn");
+      if (left < 0) box.classList.add("over");
+      if (!timer.running) box.classList.add("paused");
+    }
+
+    function follow(current) {
+      if (current) {
+        const remaining =
+          typeof current.remaining_seconds === "number" ? current.remaining_seconds : current.allotted_seconds;
+        timer = { remaining, running: current.state === "speaking", at: performance.now() };
+      } else {
+        timer = null;
+      }
+      tick();
+    }
+
+    setInterval(tick, 250);
+    return { follow };
+  }
+
+  return { SPEECH, el, clock, speechLabel, where, setStatus, speechTimer };
 })();
