@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -70,6 +71,9 @@ class SqlAgendaStore:
         self._cache_seconds = cache_seconds
         self._latest: dict[MeetingId, tuple[int, datetime, AgendaVersion, float]] = {}
         self._meetings: tuple[float, dict[MeetingId, Meeting]] | None = None
+        # One refresh at a time: when the copy expires during a burst, the callers wait for one query
+        # instead of each sending their own.
+        self._refreshing = asyncio.Lock()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -97,10 +101,20 @@ class SqlAgendaStore:
             await _put_meeting(conn, meeting, self._clock())
         self._forget()
 
+    def _fresh(self, at: float) -> bool:
+        return time.monotonic() - at < self._cache_seconds
+
     async def _all_meetings(self) -> dict[MeetingId, Meeting]:
         cached = self._meetings
-        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+        if cached is not None and self._fresh(cached[0]):
             return cached[1]
+        async with self._refreshing:
+            cached = self._meetings
+            if cached is not None and self._fresh(cached[0]):
+                return cached[1]
+            return await self._load_meetings()
+
+    async def _load_meetings(self) -> dict[MeetingId, Meeting]:
         async with reading(self._engine) as conn:
             rows = (await conn.execute(select(meetings.c.data))).scalars().all()
         found = {m.id: m for m in sorted((meeting_from_dict(d) for d in rows), key=lambda m: (m.start_date, m.id))}
@@ -185,8 +199,16 @@ class SqlAgendaStore:
 
     async def latest_version(self, meeting_id: MeetingId) -> AgendaVersion | None:
         cached = self._latest.get(meeting_id)
-        if cached is not None and time.monotonic() - cached[3] < self._cache_seconds:
+        if cached is not None and self._fresh(cached[3]):
             return cached[2]
+        async with self._refreshing:
+            cached = self._latest.get(meeting_id)
+            if cached is not None and self._fresh(cached[3]):
+                return cached[2]
+            return await self._load_latest(meeting_id, cached)
+
+    async def _load_latest(self, meeting_id: MeetingId,
+                           cached: tuple[int, datetime, AgendaVersion, float] | None) -> AgendaVersion | None:
         latest = (
             select(versions.c.number, versions.c.published_at)
             .where(versions.c.meeting_id == meeting_id)
