@@ -17,12 +17,14 @@ from aiohttp import web
 from floorbridge.bots.conversation import HELP, Conversation
 from floorbridge.bots.floor import chat_of, floor_notices
 from floorbridge.bots.notices import delivery_failed, due_reminders, pinned_today, version_announcements
+from floorbridge.bots.slot_review import decision_notice
 from floorbridge.core.agenda import Session
 from floorbridge.core.chats import ChatProfile, ChatRef, Platform, Role, Staff, UserRef
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.outbox import OutboxItem, OutgoingMessage
 from floorbridge.core.ports import AgendaStore, SpeakerStore
+from floorbridge.core.slots import SlotCall, SlotRequest
 from floorbridge.core.speakers import FloorNotice, SpeakerList
 from floorbridge.core.versions import AgendaVersion
 from floorbridge.delivery.engine import DeliveryEngine, PlatformWorker, Sender
@@ -100,8 +102,10 @@ class ChatRuntime:
         self.conversation = Conversation(
             self.agenda, self.chats, self.staff, public_url=self.settings.server.public_url,
             clock=self.clock, on_pin_request=self.pin_request, floor=self.floor,
-            login_link=self._login_link, slots=self.slots,
+            login_link=self._login_link, slots=self.slots, staff_chats=self.moderator_chats,
         )
+        if self.slots is not None:
+            self.slots.tell_requesters(self.slot_notices, lambda: self.engine.notify())
 
     # ---------------------------------------------------------------- building
 
@@ -182,6 +186,17 @@ class ChatRuntime:
 
     async def _login_link(self, user: UserRef) -> str | None:
         return await self.login_link(user) if self.login_link is not None else None
+
+    async def slot_notices(self, request: SlotRequest, call: SlotCall) -> list[OutgoingMessage]:
+        """The secretariat's decision, for the delegate's chat (none for a request from the web)."""
+        chat = chat_of(request.notify)
+        if chat is None:
+            return []
+        meeting = await self.agenda.get_meeting(request.meeting_id)
+        version = await self.agenda.latest_version(request.meeting_id)
+        profile = await self.chats.get_profile(chat)
+        notice = decision_notice(request, call, meeting, version, profile, self.settings.server.public_url)
+        return [notice] if notice is not None else []
 
     async def floor_notices(self, meeting: Meeting, session: Session, lst: SpeakerList,
                             notices: Sequence[FloorNotice]) -> list[OutgoingMessage]:

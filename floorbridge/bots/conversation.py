@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
-from floorbridge.core.chats import ALL_NOTICES, ChatProfile, NoticeKind, Role, Staff, Subscription, UserRef
+from floorbridge.core.chats import ALL_NOTICES, ChatProfile, ChatRef, NoticeKind, Role, Staff, Subscription, UserRef
 from floorbridge.core.errors import NotFound
 from floorbridge.core.ids import MeetingId, slugify
 from floorbridge.core.meeting import Meeting, is_known_timezone
@@ -27,6 +27,7 @@ from .i18n import LANGUAGE_NAMES, LANGUAGES, Translator, supported_language, tra
 from .notices import deadline_end
 from .present import Viewer
 from .slot_dialogue import SlotDialogue
+from .slot_review import SlotReview
 from .timezones import find_timezone
 
 log = logging.getLogger("floorbridge.bots")
@@ -64,7 +65,8 @@ HELP = (
     ("console", "console", N_("a one-time link to the moderator console (moderators, in a private chat)")),
     ("chair", "chair next|end|pause|resume|move|remove|close|reopen|readd|time|budget|add",
      N_("run the list of speakers (moderators)")),
-    ("slot", "slot [CALL|mine|withdraw REF]", N_("request a speaking slot before the deadline")),
+    ("slot", "slot [CALL|mine|list|withdraw REF]", N_("request a speaking slot before the deadline")),
+    ("review", "review [CALL|REF approve|waitlist|reject]", N_("review speaking-slot requests (secretariat)")),
 )
 COMMANDS = tuple(name for name, _, _ in HELP)
 # Most list replies stop here and say how many more there are: a chat is not a printout.
@@ -101,6 +103,7 @@ class Conversation:
         floor: FloorDesk | None = None,
         login_link: Callable[[UserRef], Awaitable[str | None]] | None = None,
         slots: SlotDesk | None = None,
+        staff_chats: Mapping[MeetingId, Sequence[ChatRef]] | None = None,
     ) -> None:
         self.agenda = agenda
         self.chats = chats
@@ -111,6 +114,7 @@ class Conversation:
         self._floor = FloorCommands(floor) if floor is not None else None
         self._login_link = login_link
         self._slots = SlotDialogue(slots, agenda, public_url=public_url, clock=clock, meeting_of=self._meeting_of)
+        self._review = SlotReview(slots, staff, staff_chats or {}, meeting_of=self._meeting_of)
         self._handlers: dict[str, Callable[[Context], Awaitable[list[Reply]]]] = {
             "start": self._start,
             "help": self._help,
@@ -135,6 +139,7 @@ class Conversation:
             "chair": self._queue_command,
             "console": self._console,
             "slot": self._slots.handle,
+            "review": self._review.handle,
         }
 
     # ---------------------------------------------------------------- entry point

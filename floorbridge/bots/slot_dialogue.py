@@ -8,6 +8,7 @@
     slot mine               your requests, their status and buttons to change or withdraw them
     slot change REF         change a request (before the deadline; it goes back to review)
     slot withdraw REF       withdraw it (before the deadline)
+    slot list [SESSION]     the rolling list of approved speakers of a session (public, groups too)
 
 The adapters deliver commands only (Discord slash commands and buttons, Matrix "!" messages,
 Telegram groups), never a bare reply, so each free-text question tells the user to answer with
@@ -39,6 +40,7 @@ from floorbridge.core.slots import (
     SlotRequest,
     SlotStatus,
     Stakeholder,
+    rolling_list,
 )
 from floorbridge.core.speakers import QueueRefused
 from floorbridge.core.versions import AgendaVersion
@@ -166,9 +168,11 @@ class SlotDialogue:
         t = ctx.t
         if self.desk is None:
             return self._say(p(t._("Speaking-slot requests are not available here.")))
+        desk = self.desk
+        if ctx.args and ctx.args[0].lower() == "list":
+            return await self._rolling(ctx, desk, ctx.args[1:])
         if ctx.incoming.is_group:
             return self._say(p(t._("A speaking-slot request holds your personal details: ask me in a private chat.")))
-        desk = self.desk
         if not ctx.args:
             return await self._calls(ctx, desk)
         head, rest = ctx.args[0].lower(), ctx.args[1:]
@@ -290,6 +294,61 @@ class SlotDialogue:
                               .format(call=draft.call_id))))
         buttons.append([Button(t._("My requests"), "slot mine")])
         return self._say(*blocks, buttons=buttons)
+
+    # ---------------------------------------------------------------- slot list
+
+    async def _rolling(self, ctx: Context, desk: SlotDesk, words: list[str]) -> list[Reply]:
+        """The published rolling list: what the public web page shows (so in groups too, and not only
+        to the asker), in the reader's zone too."""
+        t = ctx.t
+        found = await self._meeting_of(ctx)
+        if isinstance(found, Reply):
+            return [found]
+        meeting, version = found
+        viewer = Viewer(t, meeting, ctx.profile.timezone)
+        sessions: list[SessionId] = []
+        for call in await desk.store.calls(meeting.id):
+            sessions += [sid for sid in call.sessions if sid not in sessions and version.session(sid) is not None]
+        if not sessions:
+            return [Reply(message(p(t._("{meeting} takes no speaking-slot requests at the moment.")
+                                    .format(meeting=meeting.title))))]
+        requests = await desk.store.requests(meeting.id)
+        wanted = " ".join(words)
+        chosen = next((sid for sid in sessions if sid.lower() == wanted.lower()), None)
+        if chosen is None:
+            lines: list[list[Part]] = []
+            buttons: list[list[Button]] = []
+            for sid in sessions:
+                s = version.session(sid)
+                assert s is not None
+                n = len(rolling_list(requests, sid))
+                lines.append([*viewer.session_line(s.session, with_day=True), " — ",
+                              t.n_("{n} speaker", "{n} speakers", n).format(n=n)])
+                if _fits(f"slot list {sid}"):
+                    buttons.append([Button(s.session.title[:60], f"slot list {sid}")])
+            blocks: list[Block] = []
+            if wanted:
+                blocks.append(p(t._("{session} is not a session with a list of speakers.").format(session=wanted[:64])))
+            blocks += [p(b(t._("Lists of speakers: {meeting}").format(meeting=meeting.title))), ul(lines)]
+            return [Reply(message(*blocks, buttons=buttons[:MAX_LISTED]))]
+        published = version.session(chosen)
+        assert published is not None
+        session = published.session
+        approved = rolling_list(requests, chosen)
+        blocks = [p(b(t._("Speakers: {session}").format(session=session.title)), " ",
+                    viewer.span(session.start, session.end, with_day=True))]
+        if approved:
+            rows: list[list[Part]] = []
+            for r in approved:
+                when = viewer.moment(r.slot_start) if r.slot_start is not None else ""
+                rows.append([f"{r.order}. ", when, " · ", b(r.form.name), ", ", r.form.title, " (",
+                             r.form.delegation, ") · ", t._(MODE_LABELS[r.form.mode])])
+            blocks.append(ul(rows))
+        else:
+            blocks.append(p(t._("No speaker is approved yet.")))
+        page = f"{self.public_url.rstrip('/')}/meetings/{meeting.id}/sessions/{chosen}/speakers-list"
+        blocks.append(p(link(page, t._("The list on the web"))))
+        return [Reply(message(*blocks))]
 
     # ---------------------------------------------------------------- slot CALL
 

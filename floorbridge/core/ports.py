@@ -14,7 +14,7 @@ from .deadline import Deadline
 from .ids import MeetingId, SessionId
 from .meeting import Meeting
 from .outbox import OutgoingMessage
-from .slots import SlotCall, SlotForm, SlotRequest
+from .slots import SlotCall, SlotForm, SlotRequest, SlotStatus
 from .speakers import Actor, AuditEntry, Command, Outcome, RequestFloor, SpeakerList
 from .versions import AgendaVersion
 
@@ -204,8 +204,8 @@ class FloorDesk(Protocol):
 
 
 class SlotDesk(Protocol):
-    """Speaking-slot requests as the chat dialogue files, changes and withdraws them
-    (floorbridge.adapters.slot_service.SlotService implements it)."""
+    """Speaking-slot requests as the chat files, changes and withdraws them and the secretariat
+    reviews them (floorbridge.adapters.slot_service.SlotService implements it)."""
 
     @property
     def store(self) -> SlotStore: ...
@@ -226,3 +226,15 @@ class SlotDesk(Protocol):
     async def change(self, ref: str, form: SlotForm, requester: str) -> SlotRequest: ...
 
     async def withdraw(self, ref: str, requester: str) -> SlotRequest: ...
+
+    async def decide(self, ref: str, decision: SlotStatus, *, meeting_id: MeetingId, reason: str = "",
+                     session: SessionId | None = None, order: int = 0, start: datetime | None = None,
+                     minutes: int = 0, expected_updated_at: datetime | None = None) -> SlotRequest:
+        """Raises NotFound, QueueRefused (withdrawn, a rejection without reason), InvalidInput
+        (a start outside the session) or ConcurrentChange."""
+        ...
+
+    async def approve_next(self, ref: str, *, meeting_id: MeetingId, session: SessionId | None = None,
+                           expected_updated_at: datetime | None = None) -> SlotRequest:
+        """Approve at the next free place of the session; InvalidInput when the session is full."""
+        ...

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from .errors import InvalidInput, Problem
@@ -115,6 +115,7 @@ class SlotRequest:
 
 
 FIELD_LIMITS = {"name": 200, "title": 200, "delegation": 200}
+REASON_LIMIT = 500  # the secretariat's reason for a rejection or a waiting list
 
 
 def check_form(call: SlotCall, form: SlotForm, where: str = "") -> None:
@@ -199,6 +200,17 @@ def rolling_list(requests: Iterable[SlotRequest], session: SessionId) -> list[Sl
     """The approved speakers of a session, in order: the published rolling list of speakers."""
     approved = [r for r in requests if r.status is SlotStatus.APPROVED and r.approved_session == session]
     return sorted(approved, key=lambda r: (r.order, r.slot_start or r.received_at, r.ref))
+
+
+def next_place(requests: Iterable[SlotRequest], session: SessionId, opens: datetime, *,
+               skip: str = "") -> tuple[int, datetime]:
+    """Where the next approved speaker of a session goes: the order after the last one, starting
+    when the last approved slot ends (or when the session opens). `skip` is the request being
+    placed, which must not count itself."""
+    placed = [r for r in rolling_list(requests, session) if r.ref != skip]
+    order = max((r.order for r in placed), default=0) + 1
+    ends = [r.slot_start + timedelta(minutes=r.slot_minutes) for r in placed if r.slot_start is not None]
+    return order, max([opens, *ends])
 
 
 def parse_choice(kind: type[E], value: object, where: str, labels: Mapping[str, E] | None = None) -> E:

@@ -267,7 +267,7 @@ async def test_requests_are_made_in_private_chats_only(desk: Desk) -> None:
 async def test_unknown_calls_and_help(desk: Desk) -> None:
     text = plain(await desk.ask("slot nope"))
     assert "no call for speaking-slot requests named nope" in text and "slot hls" in text
-    assert "slot [CALL|mine|withdraw REF]" in plain(await desk.ask("help"))
+    assert "slot [CALL|mine|list|withdraw REF]" in plain(await desk.ask("help"))
 
 
 async def test_without_the_service_the_command_says_so(world: World) -> None:

@@ -21,7 +21,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -36,6 +36,7 @@ from floorbridge.core.ids import MeetingId, SessionId, is_slug
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.slots import (
     FIELD_LIMITS,
+    REASON_LIMIT,
     Mode,
     ProtocolRank,
     SlotCall,
@@ -60,7 +61,6 @@ _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 COOKIE_DAYS = 180  # the cookie must outlive the segment: requests are changed weeks after filing
-MAX_REASON = 500
 MAX_MINUTES = 60
 FORM_FIELDS = ("name", "title", "delegation", "stakeholder", "rank", "session", "mode", "language")
 CALL_FIELDS = ("title", "deadline", "sessions", "minutes", "one_per_delegation", "modes", "languages")
@@ -526,7 +526,6 @@ async def review_request(request: web.Request) -> web.Response:
     if current is None or current.meeting_id != meeting_id:
         raise NotFound(f"{meeting_id} has no speaking-slot request {ref!r}")
     call = await service.call(meeting_id, current.call_id)
-    meeting, sessions = await meeting_sessions(service, meeting_id)
     problems: list[Problem] = []
     _unknown(data, REVIEW_FIELDS, "a review", problems)
     raw = data.get("decision")
@@ -534,7 +533,7 @@ async def review_request(request: web.Request) -> web.Response:
     if decision is None:
         choices = ", ".join(d.value for d in DECISIONS)
         problems.append(Problem("decision", f"{str(raw)[:30]!r} is not one of: {choices}"))
-    reason = _text(data, "reason", problems, limit=MAX_REASON, required=decision is SlotStatus.REJECTED)
+    reason = _text(data, "reason", problems, limit=REASON_LIMIT, required=decision is SlotStatus.REJECTED)
     session_id = _text(data, "session", problems, limit=128, required=False) or None
     order = _whole(data, "order", problems, low=1, high=10_000)
     start = _moment(data, "start", problems, required=decision is SlotStatus.APPROVED)
@@ -547,12 +546,6 @@ async def review_request(request: web.Request) -> web.Response:
         if sid not in call.sessions:
             problems.append(Problem("session", f"{sid!r} is not one of the segment's sessions "
                                                f"({', '.join(call.sessions)})"))
-        elif start is not None and minutes is not None and sid in sessions:
-            s = sessions[sid]
-            if start < s.start or start + timedelta(minutes=minutes) > s.end:
-                problems.append(Problem("start", f"{meeting.local(start):%d %B %Y %H:%M} + {minutes} minutes is "
-                                                 f"outside {s.title} ({meeting.local(s.start):%H:%M}–"
-                                                 f"{meeting.local(s.end):%H:%M}, {meeting.timezone})"))
     if problems:
         raise InvalidInput(problems)
     assert decision is not None
