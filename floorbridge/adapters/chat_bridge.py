@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from floorbridge.bots.conversation import Conversation
 from floorbridge.bots.events import Incoming, Reply
 from floorbridge.core.outbox import OutgoingMessage
 from floorbridge.core.ports import ChatStore
+
+# Commands handled at once, over all platforms. A burst of chat commands (each costs several
+# milliseconds of CPU) waits its turn here, outside the event loop's ready queue, so the web
+# requests arriving meanwhile are not served behind hundreds of them.
+CHAT_CONCURRENCY = 4
 
 
 class ReplyQueue:
@@ -15,16 +22,27 @@ class ReplyQueue:
     platform's limiter (no 429 from a burst of commands) and survive a restart; `wake` tells the
     platform's delivery worker to look now rather than at its next poll."""
 
-    def __init__(self, conversation: Conversation, chats: ChatStore, wake: Callable[[], None]) -> None:
+    def __init__(self, conversation: Conversation, chats: ChatStore, wake: Callable[[], None],
+                 turns: asyncio.Semaphore | None = None) -> None:
         self.conversation = conversation
         self._chats = chats
         self._wake = wake
+        self._turns = turns or asyncio.Semaphore(CHAT_CONCURRENCY)
+
+    def _received(self, incoming: Incoming) -> Incoming:
+        if incoming.received_at is not None:
+            return incoming
+        return replace(incoming, received_at=self.conversation.clock())
 
     async def answer(self, incoming: Incoming) -> Sequence[Reply]:
-        return await self.conversation.handle(incoming)
+        incoming = self._received(incoming)
+        async with self._turns:
+            return await self.conversation.handle(incoming)
 
     async def handle(self, incoming: Incoming) -> int:
-        replies = await self.conversation.handle(incoming)
+        incoming = self._received(incoming)
+        async with self._turns:
+            replies = await self.conversation.handle(incoming)
         await self.queue(incoming, replies)
         return len(replies)
 

@@ -30,7 +30,7 @@ from floorbridge.core.versions import AgendaVersion
 from floorbridge.delivery.engine import DeliveryEngine, PlatformWorker, Sender
 from floorbridge.delivery.limits import AdaptiveLimiter, DiscordLimiter, Limiter, TelegramLimiter
 
-from .chat_bridge import ReplyQueue
+from .chat_bridge import CHAT_CONCURRENCY, ReplyQueue
 from .floor_service import FloorService
 from .settings import Settings
 from .slot_service import SlotService
@@ -92,6 +92,7 @@ class ChatRuntime:
     _reminders: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
+        self._turns = asyncio.Semaphore(CHAT_CONCURRENCY)  # shared by the platforms
         self.staff = staff_from(self.settings)
         self.moderator_chats = moderator_chats_from(self.settings)
         self.floor: FloorService | None = None
@@ -110,7 +111,7 @@ class ChatRuntime:
     # ---------------------------------------------------------------- building
 
     def replies_for(self, platform: Platform) -> ReplyQueue:
-        return ReplyQueue(self.conversation, self.chats, lambda: self.engine.notify([platform]))
+        return ReplyQueue(self.conversation, self.chats, lambda: self.engine.notify([platform]), self._turns)
 
     def limiter_for(self, platform: Platform) -> Limiter:
         s = self.settings

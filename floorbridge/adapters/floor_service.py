@@ -141,8 +141,10 @@ class FloorService:
 
     async def request(self, meeting_id: MeetingId, session_id: SessionId, command: RequestFloor,
                       actor: Actor) -> Outcome:
-        """Ask for the floor. The receipt time is now, whatever waits after."""
-        at = self.clock()
+        """Ask for the floor. The receipt time is when the server received the request (the chat
+        side stamps it before a command waits its turn), else now; whatever waits after does not count."""
+        now = self.clock()
+        at = min(command.requested_at, now) if command.requested_at is not None else now
         stamped = RequestFloor(command.participant, command.speech_type, at, next(self._receipts))
         _meeting, session = await self.session(meeting_id, session_id)
         if session.cancelled:

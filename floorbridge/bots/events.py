@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from floorbridge.core.chats import ChatRef, UserRef
 from floorbridge.core.richtext import RichMessage
@@ -22,6 +23,8 @@ class Incoming:
     is_group: bool = False
     user_name: str = ""
     language_hint: str | None = None  # the platform's idea of the user's language (Telegram, Discord)
+    # When the server received it, before any waiting: a request for the floor takes its place by this.
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,8 @@ class FloorCommands:
                                   remote=True, notify=str(incoming.chat))
         actor = Actor(participant.key, name, participant.channel)
         try:
-            outcome = await self.desk.request(meeting.id, session.id, RequestFloor(participant, kind), actor)
+            command = RequestFloor(participant, kind, requested_at=incoming.received_at)
+            outcome = await self.desk.request(meeting.id, session.id, command, actor)
         except (QueueRefused, ConcurrentChange, NotFound) as exc:
             return self._refused(t, exc)
         position = next((n.position for n in outcome.notices if n.kind == "queued"), 0)

@@ -33,6 +33,9 @@ class SlidingWindow:
         self.period = period
         self._events: dict[int, float | None] = {}  # token -> settled time (None: in flight)
         self._next = 0
+        self._settled = 0
+        # A delivery worker asks for every waiting chat at the same `now`: answered once.
+        self._memo: tuple[float, int, float] = (-1.0, -1, 0.0)
 
     def _expire(self, now: float) -> None:
         old = [k for k, t in self._events.items() if t is not None and now - t >= self.period + MARGIN]
@@ -40,11 +43,20 @@ class SlidingWindow:
             del self._events[k]
 
     def delay(self, now: float) -> float:
+        if self._memo[0] == now and self._memo[1] == self._changes:
+            return self._memo[2]
         self._expire(now)
         if len(self._events) < self.limit:
-            return 0.0
-        times = sorted(now if t is None else t for t in self._events.values())
-        return max(times[len(times) - self.limit] + self.period + MARGIN - now, 0.0)
+            wait = 0.0
+        else:
+            times = sorted(now if t is None else t for t in self._events.values())
+            wait = max(times[len(times) - self.limit] + self.period + MARGIN - now, 0.0)
+        self._memo = (now, self._changes, wait)
+        return wait
+
+    @property
+    def _changes(self) -> int:
+        return self._next + self._settled
 
     def take(self, now: float) -> int:
         self._next += 1
@@ -54,6 +66,7 @@ class SlidingWindow:
     def settle(self, token: int, now: float) -> None:
         if token in self._events:
             self._events[token] = now
+            self._settled += 1
 
 
 class Limiter(Protocol):

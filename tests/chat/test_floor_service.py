@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from floorbridge.adapters.chat_bridge import ReplyQueue
 from floorbridge.adapters.floor_service import FloorService
 from floorbridge.adapters.storage import SqlSpeakerStore
+from floorbridge.bots.events import Incoming
+from floorbridge.core.chats import ChatRef, Platform, UserRef
 from floorbridge.core.errors import ConcurrentChange, NotFound
 from floorbridge.core.ids import MeetingId, SessionId
 from floorbridge.core.speakers import Actor, Channel, Next, Participant, QueueRefused, RequestFloor
@@ -103,3 +106,25 @@ async def test_bad_requests_are_refused_with_the_reason(any_stage: Stage) -> Non
         await floor.request(WSIS, HLS, *delegate(1))
     cancelled = SessionId("tw-gender")  # tentative, not cancelled: accepted
     await floor.request(WSIS, cancelled, *delegate(2))
+
+
+async def test_a_chat_request_keeps_the_place_of_its_arrival_while_it_waits_its_turn(stage: Stage) -> None:
+    # The chat side handles a few commands at a time: one that arrives during a burst waits for
+    # its turn, and a web request may overtake it in the meantime. Its place is its arrival.
+    runtime = stage.runtime()
+    await runtime.floor.start()  # type: ignore[union-attr]
+    turns = asyncio.Semaphore(1)
+    replies = ReplyQueue(runtime.conversation, stage.chats, lambda: None, turns)
+    amina = Incoming(ChatRef(Platform.TELEGRAM, "1001"), UserRef(Platform.TELEGRAM, "1001"), f"floor {HLS} Kenya",
+                     user_name="Amina")
+    try:
+        async with turns:  # a burst occupies the chat side
+            waiting = asyncio.create_task(replies.handle(amina))
+            await asyncio.sleep(0.05)
+            stage.clock.advance(seconds=2)
+            await runtime.floor.request(WSIS, HLS, *delegate(7))  # type: ignore[union-attr]
+        await waiting
+        lst = await runtime.floor.view(WSIS, HLS)  # type: ignore[union-attr]
+        assert [s.participant.name for s in lst.waiting()] == ["Amina", "Delegate 7"]
+    finally:
+        await runtime.floor.stop()  # type: ignore[union-attr]

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from floorbridge.adapters.storage import create_engine
-from floorbridge.adapters.storage.engine import parse_url
+from floorbridge.adapters.storage.engine import parse_url, writing
 from floorbridge.core.errors import InvalidInput
 
 
@@ -51,5 +52,25 @@ async def test_postgres_engine_keeps_the_configured_pool(shared_pg_url: str) -> 
         # Three were open at once (two kept, one overflow); only the configured two are kept.
         assert engine.pool.size() == 2  # type: ignore[attr-defined]
         assert engine.pool.checkedin() == 2  # type: ignore[attr-defined]
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_writers_of_one_process_take_turns_without_the_busy_handler(tmp_path: Path) -> None:
+    # With no busy timeout at all, SQLite refuses a second writer at once ("database is locked"):
+    # every one of these concurrent transactions succeeds only because they queue in the process.
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fb.db'}", busy_timeout_ms=0)
+    try:
+        async with writing(engine) as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+
+        async def write(n: int) -> None:
+            async with writing(engine) as conn:
+                await conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+                await asyncio.sleep(0.001)  # hold the write lock across a hop of the event loop
+
+        await asyncio.gather(*(write(n) for n in range(40)))
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 40
     finally:
         await engine.dispose()

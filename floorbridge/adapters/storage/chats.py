@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,21 +15,40 @@ from floorbridge.core.ids import MeetingId
 from floorbridge.core.outbox import OutgoingMessage
 
 from .engine import reading, writing
+from .group_commit import GroupCommit
 from .outbox import insert_outbox
 from .statements import upsert, utc_now
 from .tables import chats, subscriptions
+
+# Every command reads its chat's profile. This process's own changes are seen at once; another
+# process's (a chat's commands are handled by the process that owns its platform) within this time.
+PROFILE_SECONDS = 5.0
+MAX_PROFILES = 50_000
 
 
 class SqlChatStore:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
+        self._profiles: dict[ChatRef, tuple[float, ChatProfile | None]] = {}
+        self._saves = 0  # a read that overlapped a save is not remembered
+        self._enqueues = GroupCommit(self._insert_batch)
 
     async def get_profile(self, chat: ChatRef) -> ChatProfile | None:
+        cached = self._profiles.get(chat)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        saves = self._saves
         query = select(chats).where(chats.c.platform == chat.platform.value, chats.c.chat_id == chat.chat_id)
         async with reading(self._engine) as conn:
             row = (await conn.execute(query)).first()
-        return _profile(row) if row is not None else None
+        profile = _profile(row) if row is not None else None
+        if saves == self._saves:
+            self._profiles.pop(chat, None)
+            self._profiles[chat] = (time.monotonic() + PROFILE_SECONDS, profile)
+            if len(self._profiles) > MAX_PROFILES:
+                del self._profiles[next(iter(self._profiles))]  # the oldest
+        return profile
 
     async def save_profile(self, profile: ChatProfile) -> None:
         values = {
@@ -42,8 +62,14 @@ class SqlChatStore:
             "started": profile.started,
             "updated_at": self._clock(),
         }
-        async with writing(self._engine) as conn:
-            await upsert(conn, chats, values, ["platform", "chat_id"])
+        self._saves += 1
+        self._profiles.pop(profile.chat, None)
+        try:
+            async with writing(self._engine) as conn:
+                await upsert(conn, chats, values, ["platform", "chat_id"])
+        finally:
+            self._saves += 1
+            self._profiles.pop(profile.chat, None)  # read again: the stored row decides
 
     async def profile_by_feed_token(self, token: str) -> ChatProfile | None:
         if not token:
@@ -101,8 +127,14 @@ class SqlChatStore:
         return [(_subscription(r), _profile(r)) for r in rows]
 
     async def enqueue(self, messages: Sequence[OutgoingMessage]) -> int:
+        """Store messages for delivery; returns how many were new. Burst callers (a reply to each
+        of a thousand commands) share transactions."""
+        return await self._enqueues.submit(messages)
+
+    async def _insert_batch(self, batches: Sequence[Sequence[OutgoingMessage]]) -> list[int]:
+        now = self._clock()
         async with writing(self._engine) as conn:
-            return await insert_outbox(conn, messages, self._clock())
+            return [await insert_outbox(conn, messages, now) for messages in batches]
 
 
 def _profile(row: Any) -> ChatProfile:
