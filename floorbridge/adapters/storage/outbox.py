@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Connection, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,7 +38,7 @@ def _row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
     }
 
 
-async def insert_outbox(conn: AsyncConnection, messages: Sequence[OutgoingMessage], now: datetime) -> int:
+def insert_outbox_rows(conn: Connection, messages: Sequence[OutgoingMessage], now: datetime) -> int:
     """Add `messages` inside the caller's transaction; a dedup_key already present is skipped.
     Returns how many rows were added."""
     if not messages:
@@ -49,9 +49,15 @@ async def insert_outbox(conn: AsyncConnection, messages: Sequence[OutgoingMessag
     for start in range(0, len(messages), 500):
         rows = [_row(m, now) for m in messages[start : start + 500]]
         stmt = dialect.insert(outbox).values(rows).on_conflict_do_nothing(index_elements=["dedup_key"])
-        result = await conn.execute(stmt)
-        added += max(result.rowcount or 0, 0)
+        added += max(conn.execute(stmt).rowcount or 0, 0)
     return added
+
+
+async def insert_outbox(conn: AsyncConnection, messages: Sequence[OutgoingMessage], now: datetime) -> int:
+    """insert_outbox_rows through an async connection."""
+    if not messages:
+        return 0
+    return await conn.run_sync(insert_outbox_rows, messages, now)
 
 
 class SqlOutbox:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Connection, Select, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,8 +30,8 @@ from floorbridge.core.speakers import (
     SpeechType,
 )
 
-from .engine import reading, writing
-from .outbox import insert_outbox
+from .engine import reading, run_write
+from .outbox import insert_outbox_rows
 from .statements import utc_now
 from .tables import queue_audit, speaker_lists, speakers
 
@@ -96,19 +96,8 @@ class SqlSpeakerStore:
             "updated_at": now,
         }
         # dict.fromkeys: each speaker once (PostgreSQL refuses to upsert one row twice in a statement).
-        speaker_ids = list(dict.fromkeys(changed_speaker_ids))
-        async with writing(self._engine) as conn:
-            list_id = await _move_version(conn, lst, base_version, values)
-            if speaker_ids:
-                dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-                stmt = dialect.insert(speakers)
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=["list_id", "speaker_id"], set_={k: stmt.excluded[k] for k in _SPEAKER_VALUES}
-                )
-                await conn.execute(stmt, [_speaker_row(list_id, lst.speakers[i]) for i in speaker_ids])
-            if audit:
-                await conn.execute(queue_audit.insert(), [_audit_row(list_id, e) for e in audit])
-            await insert_outbox(conn, messages, now)
+        speaker_rows = [lst.speakers[i] for i in dict.fromkeys(changed_speaker_ids)]
+        await run_write(self._engine, _save, lst, base_version, values, speaker_rows, list(audit), messages, now)
 
     async def audit_trail(self, meeting_id: MeetingId, session_id: SessionId) -> list[AuditEntry]:
         """The list's audit entries, oldest version first."""
@@ -123,7 +112,22 @@ class SqlSpeakerStore:
         return [_audit(r) for r in rows]
 
 
-async def _move_version(conn: AsyncConnection, lst: SpeakerList, base_version: int, values: dict[str, Any]) -> int:
+def _save(conn: Connection, lst: SpeakerList, base_version: int, values: dict[str, Any],
+          changed: list[Speaker], audit: list[AuditEntry], messages: Sequence[OutgoingMessage], now: datetime) -> None:
+    list_id = _move_version(conn, lst, base_version, values)
+    if changed:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(speakers)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["list_id", "speaker_id"], set_={k: stmt.excluded[k] for k in _SPEAKER_VALUES}
+        )
+        conn.execute(stmt, [_speaker_row(list_id, s) for s in changed])
+    if audit:
+        conn.execute(queue_audit.insert(), [_audit_row(list_id, e) for e in audit])
+    insert_outbox_rows(conn, messages, now)
+
+
+def _move_version(conn: Connection, lst: SpeakerList, base_version: int, values: dict[str, Any]) -> int:
     """Create the list row (base 0) or move it from `base_version`; the row's id, or ConcurrentChange."""
     key = {"meeting_id": lst.meeting_id, "session_id": lst.session_id}
     if base_version == 0:
@@ -134,7 +138,7 @@ async def _move_version(conn: AsyncConnection, lst: SpeakerList, base_version: i
             .on_conflict_do_nothing(index_elements=["meeting_id", "session_id"])
             .returning(speaker_lists.c.id)
         )
-        list_id = (await conn.execute(created)).scalar()
+        list_id = conn.execute(created).scalar()
         if list_id is not None:
             return int(list_id)
         # The row exists: it may only be moved on if it is still at version 0.
@@ -148,7 +152,7 @@ async def _move_version(conn: AsyncConnection, lst: SpeakerList, base_version: i
         .values(**values)
         .returning(speaker_lists.c.id)
     )
-    list_id = (await conn.execute(moved)).scalar()
+    list_id = conn.execute(moved).scalar()
     if list_id is None:
         raise ConcurrentChange(
             f"the list of speakers of {lst.meeting_id}/{lst.session_id} is no longer at version {base_version} "
