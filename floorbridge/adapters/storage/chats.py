@@ -7,16 +7,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from floorbridge.core.chats import ChatProfile, ChatRef, NoticeKind, Platform, Subscription
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.outbox import OutgoingMessage
 
-from .engine import reading, writing
+from .engine import reading, run_write, writing
 from .group_commit import GroupCommit
-from .outbox import insert_outbox
+from .outbox import insert_outbox_rows
 from .statements import upsert, utc_now
 from .tables import chats, subscriptions
 
@@ -132,9 +132,11 @@ class SqlChatStore:
         return await self._enqueues.submit(messages)
 
     async def _insert_batch(self, batches: Sequence[Sequence[OutgoingMessage]]) -> list[int]:
-        now = self._clock()
-        async with writing(self._engine) as conn:
-            return [await insert_outbox(conn, messages, now) for messages in batches]
+        return await run_write(self._engine, _insert_each, batches, self._clock())
+
+
+def _insert_each(conn: Connection, batches: Sequence[Sequence[OutgoingMessage]], now: datetime) -> list[int]:
+    return [insert_outbox_rows(conn, messages, now) for messages in batches]
 
 
 def _profile(row: Any) -> ChatProfile:

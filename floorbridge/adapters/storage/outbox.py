@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -16,7 +16,8 @@ from floorbridge.core.ids import MeetingId
 from floorbridge.core.outbox import OutboxItem, OutboxKind, OutboxStatus, OutgoingMessage
 from floorbridge.core.richtext import from_json, to_json
 
-from .engine import reading, writing
+from .engine import reading, run_write, writing
+from .group_commit import GroupCommit
 from .statements import upsert, utc_now
 from .tables import outbox, pinned_messages, subscriptions
 
@@ -36,6 +37,15 @@ def _row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
         "created_at": now,
         "last_error": "",
     }
+
+
+def _mark_sent(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id == bindparam("item_id"))
+        .values(status=OutboxStatus.SENT.value, sent_at=now, platform_message_id=bindparam("message_id")),
+        rows,
+    )
 
 
 def insert_outbox_rows(conn: Connection, messages: Sequence[OutgoingMessage], now: datetime) -> int:
@@ -66,6 +76,7 @@ class SqlOutbox:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
+        self._sent: GroupCommit[tuple[int, str], None] = GroupCommit(self._mark_sent_batch)
 
     async def due(self, platform: Platform, limit: int, *, exclude: Sequence[int] = ()) -> list[OutboxItem]:
         """Pending rows of `platform` whose time has come, oldest first, without those in `exclude`
@@ -87,12 +98,13 @@ class SqlOutbox:
         return [_item(r) for r in rows]
 
     async def mark_sent(self, item_id: int, platform_message_id: str) -> None:
-        async with writing(self._engine) as conn:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == item_id)
-                .values(status=OutboxStatus.SENT.value, sent_at=self._clock(), platform_message_id=platform_message_id)
-            )
+        """Settled once the row is stored as sent; sends that finish together share a transaction."""
+        await self._sent.submit((item_id, platform_message_id))
+
+    async def _mark_sent_batch(self, sent: Sequence[tuple[int, str]]) -> list[None]:
+        rows = [{"item_id": item_id, "message_id": message_id} for item_id, message_id in sent]
+        await run_write(self._engine, _mark_sent, rows, self._clock())
+        return [None] * len(sent)
 
     async def retry_at(self, item: OutboxItem, when: datetime, error: str) -> None:
         """Try `item` again at `when`; later pending rows of its chat wait too, so the chat's order holds."""
