@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any, cast
 
 from .agenda import Document, Session, SessionStatus
+from .announcements import Attachment, DeadlineState, FoundDeadline, MailDeadline, ParsedMail
 from .changes import Change, ChangeKind, ChangeSet, TimeSpan, Value
 from .deadline import Deadline, DeadlineKind
 from .ids import DeadlineId, MeetingId, SessionId
@@ -240,3 +241,50 @@ def version_from_dict(d: Json) -> AgendaVersion:
         deadlines=tuple(deadline_from_dict(x) for x in d["deadlines"]),
         changes=changeset_from_dict(d["changes"]),
     )
+
+
+def parsed_mail_to_dict(m: ParsedMail) -> Json:
+    return {
+        "message_id": m.message_id,
+        "subject": m.subject,
+        "sender": m.sender,
+        "sender_address": m.sender_address,
+        "list_id": m.list_id,
+        "date": m.date.isoformat() if m.date is not None else None,
+        "in_reply_to": m.in_reply_to,
+        "references": list(m.references),
+        "text": m.text,
+        "first_paragraph": m.first_paragraph,
+        "attachments": [{"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                        for a in m.attachments],
+        "repairs": list(m.repairs),
+    }
+
+
+def parsed_mail_from_dict(d: Json) -> ParsedMail:
+    return ParsedMail(
+        message_id=d["message_id"],
+        subject=d["subject"],
+        sender=d["sender"],
+        sender_address=d["sender_address"],
+        list_id=d["list_id"],
+        date=_dt(d["date"]) if d.get("date") else None,
+        in_reply_to=d.get("in_reply_to", ""),
+        references=tuple(d.get("references", ())),
+        text=d.get("text", ""),
+        first_paragraph=d.get("first_paragraph", ""),
+        attachments=tuple(Attachment(a["filename"], a["content_type"], a["size"]) for a in d.get("attachments", ())),
+        repairs=tuple(d.get("repairs", ())),
+    )
+
+
+def mail_deadline_to_dict(x: MailDeadline) -> Json:
+    f = x.found
+    return {"id": x.id, "kind": f.kind.value, "due": f.due.isoformat(), "confidence": f.confidence,
+            "excerpt": f.excerpt, "language": f.language, "state": x.state.value, "decided_by": x.decided_by}
+
+
+def mail_deadline_from_dict(d: Json) -> MailDeadline:
+    found = FoundDeadline(DeadlineKind(d["kind"]), date.fromisoformat(d["due"]), float(d["confidence"]),
+                          d.get("excerpt", ""), d.get("language", ""))
+    return MailDeadline(d["id"], found, DeadlineState(d["state"]), d.get("decided_by", ""))

@@ -33,6 +33,9 @@ class OutgoingMessage:
     # announcements of a version), so a retried publish or a restarted scheduler cannot double-post.
     dedup_key: str | None = None
     cause: str = ""  # for logs and moderators: "version 3", "reminder registration P1D"
+    # Messages of one chat with the same key belong together (the letters of one mail thread): the
+    # first starts a thread on its platform, the later ones are sent into it.
+    thread_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,3 +50,12 @@ class OutboxItem:
     def idempotency_key(self) -> str:
         """Stable across retries and restarts: Matrix txn id, Discord nonce (<= 25 characters)."""
         return f"fb{self.id}"
+
+
+@dataclass(frozen=True)
+class ChatThread:
+    """Where the messages of one thread_key go in a chat: the platform message that started it, and
+    the platform's own thread when one was opened on it (a Discord thread channel)."""
+
+    root_message_id: str
+    thread_id: str | None = None

@@ -29,6 +29,8 @@ from floorbridge.core.versions import AgendaVersion
 PG_HOST = os.environ.get("FLOORBRIDGE_TEST_PG_HOST", "127.0.0.1")
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:5432/test"
 TABLES = (
+    "mail_messages",
+    "chat_threads",
     "queue_audit",
     "speakers",
     "speaker_lists",

@@ -377,6 +377,8 @@ def _tables(connection: Connection) -> set[str]:
 NEW_TABLES = {"speaker_lists", "speakers", "queue_audit", "slot_calls", "slot_requests", "console_accounts",
               "console_sessions", "login_links"}
 
+LATER_TABLES = {"mail_messages", "chat_threads"}  # 0004, which goes first on the way down
+
 
 async def test_revision_0003_downgrades_to_0002_and_upgrades_again(empty_url: str) -> None:
     await upgrade(empty_url)
@@ -389,7 +391,7 @@ async def test_revision_0003_downgrades_to_0002_and_upgrades_again(empty_url: st
         async with engine.connect() as conn:
             left = await conn.run_sync(_tables)
         assert not NEW_TABLES & left
-        assert left == {*TABLES, "alembic_version"} - NEW_TABLES
+        assert left == {*TABLES, "alembic_version"} - NEW_TABLES - LATER_TABLES
         await upgrade(empty_url)
         async with engine.connect() as conn:
             assert await conn.run_sync(_tables) == {*TABLES, "alembic_version"}

@@ -229,6 +229,16 @@ def _check_tokens(data: Mapping[str, Any], tree: Tree, env: Mapping[str, str], l
                 f"{platform}.enabled: {platform} is enabled but the environment variable {name} "
                 "(named by token_env) is not set or is empty; set it to the bot's access token",
             )
+    mail = data.get("mail")
+    mailboxes = mail.get("imap") if isinstance(mail, dict) else None
+    for n, mailbox in enumerate(mailboxes if isinstance(mailboxes, list) else ()):
+        wanted = mailbox.get("password_env") if isinstance(mailbox, dict) else None
+        if isinstance(wanted, str) and ENV_NAME.match(wanted) and not env.get(wanted):
+            log.at_line(
+                tree.line(("mail", "imap", n, "password_env")),
+                f"mail.imap.{n}.password_env: the environment variable {wanted} is not set or is empty; "
+                "set it to the mailbox's password",
+            )
     telegram = data.get("telegram")
     webhook = isinstance(telegram, dict) and str(telegram.get("mode", "")).lower() == "webhook"
     if isinstance(telegram, dict) and telegram.get("enabled") is True and webhook:
@@ -254,4 +264,9 @@ def _secrets(settings: Settings, env: Mapping[str, str], url_password: SecretStr
             found[platform] = SecretStr(env[name])
     if env.get(settings.telegram.webhook_secret_env):
         found["telegram-webhook"] = SecretStr(env[settings.telegram.webhook_secret_env])
+    if env.get(settings.mail.http_secret_env):
+        found["mail-hmac"] = SecretStr(env[settings.mail.http_secret_env])
+    for n, mailbox in enumerate(settings.mail.imap):
+        if env.get(mailbox.password_env):
+            found[f"imap:{n}"] = SecretStr(env[mailbox.password_env])
     return found

@@ -35,7 +35,7 @@ DEFAULT_DATABASE_URL = f"{SQLITE}:///data/floorbridge.db"
 DEFAULT_SEED = ("config/meetings/wsis-2025.yaml", "config/meetings/fg-dlt-1.yaml")
 DEFAULT_ALARMS = ("P7D", "P1D", "PT2H")
 PLATFORMS = ("telegram", "discord", "matrix")
-SECRET_NAMES = ("database", *PLATFORMS, "telegram-webhook")
+SECRET_NAMES = ("database", *PLATFORMS, "telegram-webhook", "mail-hmac")
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -209,6 +209,12 @@ class StaffSettings(Section):
     chats: Annotated[tuple[Member, ...], BeforeValidator(_as_tuple)] = ()
 
 
+def _slug(text: str) -> str:
+    if not _SLUG.match(text):
+        raise ValueError(f"{text!r} is not a meeting id (a-z, 0-9 and inner '-')")
+    return text
+
+
 def _slug_keys(value: object) -> object:
     if isinstance(value, dict):
         for key in value:
@@ -291,6 +297,92 @@ class ConsoleSettings(Section):
     floor_tick_seconds: float = Field(default=0.5, gt=0, le=10)
 
 
+def _list_id(text: str) -> str:
+    text = text.strip().strip("<>").lower()
+    if not text or any(c.isspace() or c in "<>@" for c in text):
+        raise ValueError("must be a List-Id identifier as in the header's <...>, e.g. wsis.lists.itu.int")
+    return text
+
+
+def _sender_rule(text: str) -> str:
+    text = text.strip().lower()
+    _local, at, domain = text.rpartition("@")
+    if not at or not domain or "." not in domain or any(c.isspace() or c in "<>" for c in text):
+        raise ValueError(f"{text!r} must be an address (secretariat@itu.int) or a whole domain (@itu.int)")
+    return text
+
+
+class MailListSettings(Section):
+    """One mailing list a meeting's announcements come from, and how they are relayed."""
+
+    list_id: Annotated[str, AfterValidator(_list_id)]
+    # moderated: a moderator approves each announcement before it is relayed; automatic: at once.
+    mode: Annotated[Literal["moderated", "automatic"], BeforeValidator(_lower)] = "moderated"
+
+
+class MeetingMailSettings(Section):
+    """What a meeting accepts as its announcements; what fails a rule goes to the quarantine."""
+
+    # When set, a message must carry one of these List-Ids; when empty, any (or none) will do.
+    lists: Annotated[tuple[MailListSettings, ...], BeforeValidator(_as_tuple)] = ()
+    # Addresses or @domains the From address must match; empty means any sender.
+    senders: Annotated[tuple[Annotated[str, AfterValidator(_sender_rule)], ...], BeforeValidator(_as_tuple)] = ()
+    # off: not checked; record: checked and shown, a bad signature quarantines; require: a valid
+    # signature of the From domain is needed.
+    dkim: Annotated[Literal["off", "record", "require"], BeforeValidator(_lower)] = "record"
+    # Relay mode for messages that match no listed List-Id (possible only when `lists` is empty).
+    mode: Annotated[Literal["moderated", "automatic"], BeforeValidator(_lower)] = "moderated"
+    # Deadlines found with at least this confidence are accepted without a moderator; none: never.
+    auto_accept_confidence: float | None = Field(default=None, gt=0, le=1)
+
+    def list_mode(self, list_id: str) -> str | None:
+        """The relay mode for a message of `list_id`, None when the allowlist refuses it."""
+        if not self.lists:
+            return self.mode
+        return next((entry.mode for entry in self.lists if entry.list_id == list_id), None)
+
+
+class MailReceiverSettings(Section):
+    enabled: bool = False
+    host: Annotated[str, AfterValidator(_host)] = "127.0.0.1"
+    port: int = Field(default=8025, ge=1, le=65535)
+
+
+def _lmtp_default() -> MailReceiverSettings:
+    return MailReceiverSettings(port=8024)
+
+
+class ImapSettings(Section):
+    """A mailbox polled for one meeting's announcements (IDLE where the server offers it)."""
+
+    meeting: Annotated[str, AfterValidator(_slug)]
+    host: Annotated[str, AfterValidator(_host)]
+    port: int = Field(default=993, ge=1, le=65535)
+    tls: bool = True
+    username: str = Field(min_length=1)
+    password_env: EnvName
+    mailbox: str = "INBOX"
+    poll_seconds: float = Field(default=60.0, gt=0, le=1740)
+
+
+class MailSettings(Section):
+    """Receiving circular letters: SMTP/LMTP listeners, IMAP mailboxes, the signed HTTP endpoint.
+
+    A message reaches the meeting its recipient's local part names (wsis-2025@lists.example.org,
+    also wsis-2025+anything@...); the mailbox of an IMAP entry and the HTTP path name it directly.
+    """
+
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    smtp: MailReceiverSettings = MailReceiverSettings()
+    lmtp: MailReceiverSettings = Field(default_factory=_lmtp_default)
+    http_secret_env: EnvName = "FLOORBRIDGE_MAIL_HMAC_SECRET"  # noqa: S105 (a variable name)
+    imap: Annotated[tuple[ImapSettings, ...], BeforeValidator(_as_tuple)] = ()
+    meetings: Annotated[dict[str, MeetingMailSettings], BeforeValidator(_slug_keys)] = Field(default_factory=dict)
+
+    def rules(self, meeting_id: str) -> MeetingMailSettings:
+        return self.meetings.get(meeting_id) or MeetingMailSettings()
+
+
 class Settings(Section):
     server: ServerSettings = ServerSettings()
     logging: LoggingSettings = LoggingSettings()
@@ -302,6 +394,7 @@ class Settings(Section):
     discord: DiscordSettings = DiscordSettings()
     matrix: MatrixSettings = MatrixSettings()
     console: ConsoleSettings = ConsoleSettings()
+    mail: MailSettings = MailSettings()
 
     # Resolved at load from the environment: "database", "telegram", "discord", "matrix".
     _secrets: dict[str, SecretStr] = PrivateAttr(default_factory=dict)
@@ -313,9 +406,10 @@ class Settings(Section):
 
     def secret(self, name: str) -> SecretStr | None:
         """The secret for "database" (its password), "telegram", "discord" or "matrix" (their tokens),
-        "telegram-webhook" (the secret token Telegram sends with each webhook call);
+        "telegram-webhook" (the secret token Telegram sends with each webhook call), "mail-hmac" (the
+        key of the signed mail endpoint), "imap:N" (the password of the N-th mail.imap entry, from 0);
         None when its environment variable was not set."""
-        if name not in SECRET_NAMES:
+        if name not in SECRET_NAMES and not name.startswith("imap:"):
             raise KeyError(name)
         return self._secrets.get(name)
 
@@ -333,7 +427,7 @@ class Settings(Section):
 
     def with_secrets(self, secrets: dict[str, SecretStr]) -> Settings:
         """A copy holding `secrets` (keys as for `secret`); what load_settings returns."""
-        unknown = set(secrets) - set(SECRET_NAMES)
+        unknown = {k for k in secrets if not k.startswith("imap:")} - set(SECRET_NAMES)
         if unknown:
             raise KeyError(", ".join(sorted(unknown)))
         copy = self.model_copy()

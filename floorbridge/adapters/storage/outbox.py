@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.ids import MeetingId
-from floorbridge.core.outbox import OutboxItem, OutboxKind, OutboxStatus, OutgoingMessage
+from floorbridge.core.outbox import ChatThread, OutboxItem, OutboxKind, OutboxStatus, OutgoingMessage
 from floorbridge.core.richtext import from_json, to_json
 
 from .engine import reading, run_write, writing
 from .group_commit import GroupCommit
 from .statements import upsert, utc_now
-from .tables import outbox, pinned_messages, subscriptions
+from .tables import chat_threads, outbox, pinned_messages, subscriptions
 
 
 def _row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
@@ -31,6 +31,7 @@ def _row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
         "payload": to_json(message.message),
         "dedup_key": message.dedup_key,
         "cause": message.cause,
+        "thread_key": message.thread_key,
         "status": OutboxStatus.PENDING.value,
         "attempts": 0,
         "not_before": now,
@@ -184,6 +185,37 @@ class SqlOutbox:
         async with writing(self._engine) as conn:
             await upsert(conn, pinned_messages, values, ["platform", "chat_id", "meeting_id"])
 
+    async def chat_thread(self, chat: ChatRef, thread_key: str) -> ChatThread | None:
+        """The thread the messages with `thread_key` go to in `chat`; None before its first was sent."""
+        query = select(chat_threads.c.root_message_id, chat_threads.c.thread_id).where(
+            chat_threads.c.platform == chat.platform.value,
+            chat_threads.c.chat_id == chat.chat_id,
+            chat_threads.c.thread_key == thread_key,
+        )
+        async with reading(self._engine) as conn:
+            row = (await conn.execute(query)).first()
+        return ChatThread(row.root_message_id, row.thread_id) if row is not None else None
+
+    async def save_chat_thread(self, chat: ChatRef, thread_key: str, thread: ChatThread) -> None:
+        """Store the thread of `thread_key` in `chat`, or update it (the platform thread opened on
+        its root later); created_at stays that of the first save."""
+        values = {
+            "platform": chat.platform.value,
+            "chat_id": chat.chat_id,
+            "thread_key": thread_key,
+            "root_message_id": thread.root_message_id,
+            "thread_id": thread.thread_id,
+            "created_at": self._clock(),
+        }
+        async with writing(self._engine) as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(chat_threads).values(values)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["platform", "chat_id", "thread_key"],
+                set_={"root_message_id": stmt.excluded.root_message_id, "thread_id": stmt.excluded.thread_id},
+            )
+            await conn.execute(stmt)
+
     async def rows(self, chat: ChatRef | None = None) -> list[tuple[OutboxItem, OutboxStatus, str]]:
         """Every row (of one chat) with its status and last error, oldest first."""
         query = select(outbox).order_by(outbox.c.id)
@@ -202,5 +234,6 @@ def _item(row: Any) -> OutboxItem:
         meeting_id=MeetingId(row.meeting_id) if row.meeting_id else None,
         dedup_key=row.dedup_key,
         cause=row.cause,
+        thread_key=row.thread_key,
     )
     return OutboxItem(row.id, message, row.attempts, row.created_at, row.not_before)

@@ -215,6 +215,8 @@ outbox = Table(
     Column("sent_at", UtcDateTime, nullable=True),
     Column("platform_message_id", String(255), nullable=True),
     Column("last_error", Text, nullable=False),
+    # Messages with the same key in one chat stay together in the platform's thread (0004).
+    Column("thread_key", String(255), nullable=True),
     Index("ix_outbox_due", "status", "platform", "not_before"),
 )
 
@@ -370,4 +372,52 @@ login_links = Table(
     Column("subject", Text, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=True),
+)
+
+
+# ---------------------------------------------------------------- mailing-list announcements (0004)
+
+# Every message received, accepted or quarantined: nothing acknowledged is ever lost. `raw` keeps
+# the bytes as received (a moderator's release re-reads them); `dedup_key` ("meeting:message-id") is
+# set on archived messages only, so the database itself refuses a second copy of an announcement.
+mail_messages = Table(
+    "mail_messages",
+    metadata,
+    Column("id", OUTBOX_ID, primary_key=True, autoincrement=True),
+    Column("meeting_id", MEETING_ID, nullable=True),
+    Column("message_id", Text, nullable=False),
+    Column("dedup_key", String(255), nullable=True, unique=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("parsed", Json, nullable=True),
+    Column("subject", Text, nullable=False),
+    Column("sender", Text, nullable=False),
+    Column("list_id", Text, nullable=False),
+    Column("thread_root", Text, nullable=False),
+    Column("dkim", String(32), nullable=False),
+    Column("relay", String(16), nullable=False),
+    Column("deadlines", Json, nullable=False),
+    Column("copies", Integer, nullable=False),
+    Column("decided_by", Text, nullable=False),
+    Column("decided_at", UtcDateTime, nullable=True),
+    Index("ix_mail_messages_meeting", "meeting_id", "status", "id"),
+    Index("ix_mail_messages_sha256", "sha256"),
+)
+
+# The platform message that starts a mail thread in a chat: later messages of the thread reply to
+# it (Telegram), go into the thread started on it (Discord) or relate to it as m.thread (Matrix).
+chat_threads = Table(
+    "chat_threads",
+    metadata,
+    Column("platform", PLATFORM, primary_key=True),
+    Column("chat_id", CHAT_ID, primary_key=True),
+    Column("thread_key", String(255), primary_key=True),
+    Column("root_message_id", String(255), nullable=False),
+    Column("thread_id", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
 )

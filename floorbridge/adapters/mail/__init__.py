@@ -1,0 +1,1 @@
+"""Mail: reading the circular letters that mailing lists deliver."""

@@ -1,0 +1,249 @@
+"""SqlMailStore: the announcements archive and the quarantine, on SQLite or PostgreSQL.
+
+A message is stored with the chat messages that relay it in one transaction, so a crash never
+leaves an announcement relayed but not archived, or archived and silently not relayed. Batches
+(an mbox import) go through one transaction per batch.
+
+Duplicates: an archived message's `dedup_key` ("meeting:message-id") is unique in the table. An
+identical copy of a stored message (same bytes) only counts as one more copy; a different message
+with an archived Message-ID goes to the quarantine with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from floorbridge.core.announcements import MailDeadline, MailStatus, ParsedMail, RelayState, StoredMail
+from floorbridge.core.codec import (
+    mail_deadline_from_dict,
+    mail_deadline_to_dict,
+    parsed_mail_from_dict,
+    parsed_mail_to_dict,
+)
+from floorbridge.core.errors import ConcurrentChange, NotFound
+from floorbridge.core.ids import MeetingId
+from floorbridge.core.outbox import OutgoingMessage
+
+from .engine import reading, run_write
+from .outbox import insert_outbox_rows
+from .statements import utc_now
+from .tables import mail_messages
+
+_LIST_COLUMNS = [c for c in mail_messages.c if c.name != "raw"]
+
+
+@dataclass(frozen=True)
+class NewMail:
+    """A received message, judged: archived when `status` is not quarantined."""
+
+    meeting_id: MeetingId | None
+    channel: str
+    raw: bytes
+    sha256: str
+    status: MailStatus
+    reason: str = ""
+    parsed: ParsedMail | None = None
+    dkim: str = ""
+    relay: RelayState = RelayState.NONE
+    deadlines: tuple[MailDeadline, ...] = ()
+    decided_by: str = ""
+    # The chat messages for the stored row (its id, final status and reason: a duplicate
+    # Message-ID turns an accepted message into a quarantined one), written in the same
+    # transaction; not called for an identical copy.
+    messages: Callable[[int, MailStatus, str], Sequence[OutgoingMessage]] | None = None
+
+
+@dataclass(frozen=True)
+class Added:
+    id: int
+    status: MailStatus
+    reason: str
+    new: bool  # False: an identical copy of message `id`, counted and not stored again
+
+
+def dedup_key(meeting_id: MeetingId | None, message_id: str) -> str | None:
+    if meeting_id is None or not message_id:
+        return None
+    key = f"{meeting_id}:{message_id}"
+    return key if len(key) <= 255 else None
+
+
+class SqlMailStore:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def add(self, mail: NewMail) -> Added:
+        return (await self.add_batch([mail]))[0]
+
+    async def add_batch(self, mails: Sequence[NewMail]) -> list[Added]:
+        """Store `mails` in one transaction, in order; see the module's note on duplicates."""
+        if not mails:
+            return []
+        return await run_write(self._engine, _add_all, list(mails), self._clock())
+
+    async def get(self, mail_id: int) -> StoredMail:
+        async with reading(self._engine) as conn:
+            row = (await conn.execute(select(*_LIST_COLUMNS).where(mail_messages.c.id == mail_id))).first()
+        if row is None:
+            raise NotFound(f"no received message #{mail_id}")
+        return _stored(row)
+
+    async def raw(self, mail_id: int) -> bytes:
+        async with reading(self._engine) as conn:
+            value = (await conn.execute(select(mail_messages.c.raw).where(mail_messages.c.id == mail_id))).scalar()
+        if value is None:
+            raise NotFound(f"no received message #{mail_id}")
+        return bytes(value)
+
+    async def listing(self, meeting_id: MeetingId, *, archived: bool, limit: int = 50,
+                      before: int | None = None) -> list[StoredMail]:
+        """The meeting's archive (accepted and released) or quarantine, newest first."""
+        statuses = [MailStatus.ACCEPTED.value, MailStatus.RELEASED.value] if archived else [
+            MailStatus.QUARANTINED.value]
+        query = (select(*_LIST_COLUMNS)
+                 .where(mail_messages.c.meeting_id == meeting_id, mail_messages.c.status.in_(statuses))
+                 .order_by(mail_messages.c.id.desc()).limit(limit))
+        if before is not None:
+            query = query.where(mail_messages.c.id < before)
+        async with reading(self._engine) as conn:
+            return [_stored(r) for r in (await conn.execute(query)).all()]
+
+    async def waiting(self, meeting_id: MeetingId) -> list[StoredMail]:
+        """What moderators have to look at: the quarantine, relays to approve, deadlines to confirm."""
+        query = (select(*_LIST_COLUMNS).where(mail_messages.c.meeting_id == meeting_id)
+                 .order_by(mail_messages.c.id))
+        async with reading(self._engine) as conn:
+            rows = [_stored(r) for r in (await conn.execute(query)).all()]
+        return [m for m in rows if m.status is MailStatus.QUARANTINED or m.relay is RelayState.WAITING
+                or any(d.state.value == "proposed" for d in m.deadlines)]
+
+    async def thread_of(self, meeting_id: MeetingId, message_ids: Sequence[str]) -> list[StoredMail]:
+        """Archived messages of the meeting with one of these Message-IDs (a reply's ancestors)."""
+        keys = [k for k in (dedup_key(meeting_id, m) for m in message_ids) if k]
+        if not keys:
+            return []
+        query = select(*_LIST_COLUMNS).where(mail_messages.c.dedup_key.in_(keys))
+        async with reading(self._engine) as conn:
+            return [_stored(r) for r in (await conn.execute(query)).all()]
+
+    async def decide(self, before: StoredMail, after: StoredMail, *, by: str,
+                     messages: Sequence[OutgoingMessage] = ()) -> StoredMail:
+        """Replace `before` with `after` (status, reason, relay, deadlines, parsed) and write
+        `messages`, if nobody changed the message since `before` was read (ConcurrentChange)."""
+        return await run_write(self._engine, _decide, before, after, by, list(messages), self._clock())
+
+    async def count(self) -> int:
+        async with reading(self._engine) as conn:
+            return int((await conn.execute(select(func.count()).select_from(mail_messages))).scalar() or 0)
+
+
+def _add_all(conn: Connection, mails: list[NewMail], now: datetime) -> list[Added]:
+    return [_add_one(conn, m, now) for m in mails]
+
+
+def _add_one(conn: Connection, mail: NewMail, now: datetime) -> Added:
+    c = mail_messages.c
+    same = conn.execute(
+        select(c.id, c.status, c.reason).where(c.sha256 == mail.sha256, c.meeting_id == mail.meeting_id).limit(1)
+    ).first()
+    if same is not None:
+        conn.execute(update(mail_messages).where(c.id == same.id).values(copies=c.copies + 1))
+        return Added(same.id, MailStatus(same.status), same.reason, new=False)
+    status, reason, relay = mail.status, mail.reason, mail.relay
+    message_id = mail.parsed.message_id if mail.parsed is not None else ""
+    key = dedup_key(mail.meeting_id, message_id) if status is not MailStatus.QUARANTINED else None
+    if key is not None:
+        taken = conn.execute(select(c.id).where(c.dedup_key == key)).scalar()
+        if taken is not None:
+            status, key, relay = MailStatus.QUARANTINED, None, RelayState.NONE
+            reason = (f"duplicate: message #{taken} in the archive has the same Message-ID <{message_id}> "
+                      "but different content")
+    parsed = mail.parsed
+    row_id = conn.execute(mail_messages.insert().values(
+        meeting_id=mail.meeting_id,
+        message_id=message_id,
+        dedup_key=key,
+        status=status.value,
+        reason=reason,
+        channel=mail.channel,
+        received_at=now,
+        size=len(mail.raw),
+        sha256=mail.sha256,
+        raw=mail.raw,
+        parsed=parsed_mail_to_dict(parsed) if parsed is not None else None,
+        subject=parsed.subject if parsed is not None else "",
+        sender=parsed.sender if parsed is not None else "",
+        list_id=parsed.list_id if parsed is not None else "",
+        thread_root=parsed.thread_root if parsed is not None else "",
+        dkim=mail.dkim,
+        relay=relay.value,
+        deadlines=[mail_deadline_to_dict(d) for d in mail.deadlines] if status is not MailStatus.QUARANTINED else [],
+        copies=1,
+        decided_by=mail.decided_by,
+        decided_at=now if mail.decided_by else None,
+    ).returning(c.id)).scalar_one()
+    if mail.messages is not None:
+        insert_outbox_rows(conn, mail.messages(row_id, status, reason), now)
+    return Added(row_id, status, reason, new=True)
+
+
+def _decide(conn: Connection, before: StoredMail, after: StoredMail, by: str,
+            messages: list[OutgoingMessage], now: datetime) -> StoredMail:
+    c = mail_messages.c
+    row = conn.execute(select(c.status, c.relay, c.deadlines, c.decided_at).where(c.id == before.id)).first()
+    if row is None:
+        raise NotFound(f"no received message #{before.id}")
+    if (row.status != before.status.value or row.relay != before.relay.value
+            or [mail_deadline_from_dict(d) for d in row.deadlines] != list(before.deadlines)):
+        raise ConcurrentChange(f"message #{before.id} was changed by someone else meanwhile; look at it again")
+    values: dict[str, Any] = {
+        "status": after.status.value,
+        "reason": after.reason,
+        "relay": after.relay.value,
+        "deadlines": [mail_deadline_to_dict(d) for d in after.deadlines],
+        "decided_by": by,
+        "decided_at": now,
+    }
+    if after.parsed is not None and after.parsed != before.parsed:
+        p = after.parsed
+        values.update(parsed=parsed_mail_to_dict(p), subject=p.subject, sender=p.sender, list_id=p.list_id,
+                      thread_root=p.thread_root, message_id=p.message_id)
+    if after.status is not MailStatus.QUARANTINED and before.status is MailStatus.QUARANTINED:
+        key = dedup_key(after.meeting_id, after.parsed.message_id if after.parsed else "")
+        if key is not None:
+            taken = conn.execute(select(c.id).where(c.dedup_key == key)).scalar()
+            if taken is not None:
+                raise ConcurrentChange(f"message #{taken} with the same Message-ID is already in the archive")
+        values["dedup_key"] = key
+    conn.execute(update(mail_messages).where(c.id == before.id).values(**values))
+    if messages:
+        insert_outbox_rows(conn, messages, now)
+    return replace(after, decided_by=by)
+
+
+def _stored(row: Any) -> StoredMail:
+    return StoredMail(
+        id=row.id,
+        meeting_id=MeetingId(row.meeting_id) if row.meeting_id else None,
+        status=MailStatus(row.status),
+        reason=row.reason,
+        received_at=row.received_at,
+        channel=row.channel,
+        parsed=parsed_mail_from_dict(row.parsed) if row.parsed is not None else None,
+        size=row.size,
+        message_id=row.message_id,
+        subject=row.subject,
+        sender=row.sender,
+        dkim=row.dkim,
+        relay=RelayState(row.relay),
+        deadlines=tuple(mail_deadline_from_dict(d) for d in row.deadlines),
+        copies=row.copies,
+        decided_by=row.decided_by,
+    )
