@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from floorbridge.adapters.logs import configure_logging
+from floorbridge.adapters.mail.archive_import import import_mail
 from floorbridge.adapters.settings import Settings, describe, load_settings
 from floorbridge.adapters.storage import upgrade
 from floorbridge.app import Services, serve, services
@@ -78,6 +79,16 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         if args.publish:
             version = await svc.publish(MeetingId(args.meeting), args.comment or "")
             print(f"published version {version.number} with {len(version.changes)} change(s)")
+        return 0
+
+    return asyncio.run(_with_services(settings, job))
+
+
+def cmd_import_mail(args: argparse.Namespace, settings: Settings) -> int:
+    async def job(svc: Services) -> int:
+        report = await import_mail(svc.mail, MeetingId(args.meeting), Path(args.path))
+        for line in report.lines():
+            print(line)
         return 0
 
     return asyncio.run(_with_services(settings, job))
@@ -183,6 +194,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--publish", action="store_true", help="publish a new version right after importing")
     s.add_argument("--comment", help="comment for the published version")
     s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("import-mail", help="import a mailing list's archive (mbox file or Maildir) into a "
+                                           "meeting's announcements (archived, not relayed)")
+    s.add_argument("meeting")
+    s.add_argument("path", help="an mbox file or a Maildir directory")
+    s.set_defaults(func=cmd_import_mail)
 
     s = sub.add_parser("publish", help="freeze the working copy as the next numbered version")
     s.add_argument("meeting")

@@ -25,3 +25,16 @@ if [ ! -x /usr/bin/chromium ]; then
   apt_install || { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update && apt_install; } || true
 fi
 [ -x /usr/bin/chromium ] || echo "warning: /usr/bin/chromium is missing; the browser tests will fail" >&2
+
+# Dovecot for the IMAP poller tests (tests/mail): tests/fakes/dovecot.py starts a private instance with its own
+# dovecot.conf in a temp dir; only the binary is needed. Debian's package, like Chromium above.
+if [ ! -x /usr/sbin/dovecot ]; then
+  echo "Dovecot is missing; installing Debian's dovecot-imapd package" >&2
+  as_root=()
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then as_root=(sudo); fi
+  apt_install_dovecot() {
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dovecot-imapd
+  }
+  apt_install_dovecot || { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update && apt_install_dovecot; } || true
+fi
+[ -x /usr/sbin/dovecot ] || echo "warning: /usr/sbin/dovecot is missing; the IMAP tests (tests/mail) will fail" >&2

@@ -24,6 +24,7 @@ from floorbridge.core.versions import AgendaVersion
 from .events import MAX_INPUT, Incoming, Reply, split_command
 from .floor import FloorCommands
 from .i18n import LANGUAGE_NAMES, LANGUAGES, Translator, supported_language, translator
+from .mail_review import MailReview
 from .notices import deadline_end
 from .present import Viewer
 from .slot_dialogue import SlotDialogue
@@ -67,6 +68,8 @@ HELP = (
      N_("run the list of speakers (moderators)")),
     ("slot", "slot [CALL|mine|list|withdraw REF]", N_("request a speaking slot before the deadline")),
     ("review", "review [CALL|REF approve|waitlist|reject]", N_("review speaking-slot requests (secretariat)")),
+    ("mail", "mail [N release|relay|decline|accept K|reject K]",
+     N_("review received mail: quarantine, relays, deadlines (moderators)")),
 )
 COMMANDS = tuple(name for name, _, _ in HELP)
 # Most list replies stop here and say how many more there are: a chat is not a printout.
@@ -115,6 +118,7 @@ class Conversation:
         self._login_link = login_link
         self._slots = SlotDialogue(slots, agenda, public_url=public_url, clock=clock, meeting_of=self._meeting_of)
         self._review = SlotReview(slots, staff, staff_chats or {}, meeting_of=self._meeting_of)
+        self.mail_review = MailReview(staff, staff_chats or {}, meeting_of=self._meeting_of)
         self._handlers: dict[str, Callable[[Context], Awaitable[list[Reply]]]] = {
             "start": self._start,
             "help": self._help,
@@ -140,6 +144,7 @@ class Conversation:
             "console": self._console,
             "slot": self._slots.handle,
             "review": self._review.handle,
+            "mail": self.mail_review.handle,
         }
 
     # ---------------------------------------------------------------- entry point

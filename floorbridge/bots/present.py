@@ -52,6 +52,16 @@ class Viewer:
             date=self.t.date(deadline.due), zone=self.t.zone_name(self.meeting_tz)
         )
 
+    def due_for_reader(self, deadline: Deadline) -> str:
+        """`due`, and for a whole-day deadline also when that day ends in the reader's zone."""
+        text = self.due(deadline)
+        if isinstance(deadline.due, datetime) or self.user_tz is None:
+            return text
+        end = self.meeting.localize(deadline.due, time(23, 59))
+        if not self.differs(end):
+            return text
+        return text + " " + self.t._("({time} your time)").format(time=self.t.day_and_time(end, self.user_tz))
+
     def local_day(self, moment: datetime) -> date:
         return moment.astimezone(self.meeting_tz).date()
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from .agenda import Session
+from .announcements import StoredMail
 from .chats import ChatProfile, ChatRef, Subscription
 from .console import ConsoleAccount, ConsoleSession
-from .deadline import Deadline
+from .deadline import Deadline, DeadlineKind
 from .ids import MeetingId, SessionId
 from .meeting import Meeting
 from .outbox import OutgoingMessage
@@ -238,3 +239,32 @@ class SlotDesk(Protocol):
                            expected_updated_at: datetime | None = None) -> SlotRequest:
         """Approve at the next free place of the session; InvalidInput when the session is full."""
         ...
+
+
+class MailDesk(Protocol):
+    """The announcements of a meeting as moderators review them from chat and the console
+    (floorbridge.adapters.mail.intake.MailIntake implements it). Every method raises NotFound for
+    a message of another meeting, ConcurrentChange when someone else decided first."""
+
+    async def waiting(self, meeting_id: MeetingId) -> list[StoredMail]:
+        """The quarantine, announcements waiting to be relayed, deadlines waiting to be confirmed."""
+        ...
+
+    async def get(self, meeting_id: MeetingId, mail_id: int) -> StoredMail: ...
+
+    async def release(self, meeting_id: MeetingId, mail_id: int, by: str) -> StoredMail:
+        """Take a quarantined message into the archive (its deadlines are then found, its relay
+        follows the list's mode); InvalidInput when it cannot be read at all."""
+        ...
+
+    async def relay(self, meeting_id: MeetingId, mail_id: int, by: str) -> StoredMail: ...
+
+    async def decline(self, meeting_id: MeetingId, mail_id: int, by: str) -> StoredMail: ...
+
+    async def decide_deadline(self, meeting_id: MeetingId, mail_id: int, deadline_id: str, *, accept: bool,
+                              by: str, kind: DeadlineKind | None = None, due: date | None = None) -> StoredMail:
+        """Accept (optionally corrected) or reject one found deadline; accepted ones are published
+        in the meeting's deadlines."""
+        ...
+
+    def archive_url(self, meeting_id: MeetingId, mail_id: int) -> str: ...

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.ids import MeetingId
-from floorbridge.core.outbox import OutboxItem, OutboxKind, OutgoingMessage
+from floorbridge.core.outbox import ChatThread, OutboxItem, OutboxKind, OutgoingMessage
 
 from .errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
 from .limits import Limiter
@@ -48,6 +48,12 @@ class Sender(Protocol):
         allows, else send and pin a new one. Returns the id of the pinned message."""
         ...
 
+    async def send_in_thread(self, item: OutboxItem, thread: ChatThread | None) -> tuple[str, ChatThread]:
+        """Send a message that has a thread_key: into `thread`, or, when None, as the message that
+        starts it. Returns the platform's message id and the thread as it stands now (the one given
+        when nothing changed; the engine stores it otherwise). Raises as `send` does."""
+        ...
+
 
 class OutboxPort(Protocol):
     async def due(self, platform: Platform, limit: int, *, exclude: Sequence[int] = ()) -> list[OutboxItem]: ...
@@ -63,6 +69,10 @@ class OutboxPort(Protocol):
     async def pinned_message(self, chat: ChatRef, meeting_id: MeetingId) -> str | None: ...
 
     async def set_pinned_message(self, chat: ChatRef, meeting_id: MeetingId, message_id: str) -> None: ...
+
+    async def chat_thread(self, chat: ChatRef, thread_key: str) -> ChatThread | None: ...
+
+    async def save_chat_thread(self, chat: ChatRef, thread_key: str, thread: ChatThread) -> None: ...
 
 
 FailureNotices = Callable[[OutboxItem, str], Sequence[OutgoingMessage]]
@@ -290,6 +300,14 @@ class PlatformWorker:
             message_id = await self.sender.put_pinned(item, existing)
             if message_id != existing:
                 await self._outbox.set_pinned_message(outgoing.chat, outgoing.meeting_id, message_id)
+            return message_id
+        if outgoing.thread_key is not None:
+            # One send per chat is in flight, so the thread the first message started is stored
+            # before the chat's next message looks it up.
+            thread = await self._outbox.chat_thread(outgoing.chat, outgoing.thread_key)
+            message_id, now = await self.sender.send_in_thread(item, thread)
+            if now != thread:
+                await self._outbox.save_chat_thread(outgoing.chat, outgoing.thread_key, now)
             return message_id
         return await self.sender.send(item)
 

@@ -37,11 +37,16 @@ What it does like Discord:
   served back under ``/attachments/...``). Edits only of the bot's own messages (50005), replies,
   pins (``/channels/{id}/messages/pins/{id}`` as discord.py 2.7 calls it, and the older
   ``/channels/{id}/pins/{id}``), history, typing, DM channels.
+* Threads started from a message (``POST /channels/{id}/messages/{id}/threads``): only in guild text
+  channels (else 400 50024), name 1-100 characters, one thread per message (400 160004); the thread is a
+  channel with the starter message's id that accepts messages like any other (its own rate-limit
+  buckets), THREAD_CREATE on the gateway and ``thread`` on the starter message.
 * Rate limits: at most ``global_per_second`` requests in any sliding second across routes (interaction
   callbacks and interaction webhooks are exempt, as on Discord) -> 429 ``X-RateLimit-Global: true``,
   ``X-RateLimit-Scope: global``; and per-route, per-channel buckets of ``channel_message_limit`` per
   ``channel_message_window`` seconds (a fixed window starting with the first request, like Discord's) for
-  ``POST /channels/{id}/messages`` and ``PATCH /channels/{id}/messages/{id}``, with ``X-RateLimit-Limit``,
+  ``POST /channels/{id}/messages``, ``PATCH /channels/{id}/messages/{id}`` and
+  ``POST /channels/{id}/messages/{id}/threads``, with ``X-RateLimit-Limit``,
   ``-Remaining``, ``-Reset``, ``-Reset-After`` and ``-Bucket`` on every answer of those routes. A refused
   request changes nothing and answers 429 with ``Retry-After``, ``Via: 1.1 google`` (without it discord.py
   takes the 429 for a Cloudflare ban) and ``{"message": "You are being rate limited.", "retry_after": s,
@@ -61,12 +66,13 @@ What it does like Discord:
 
 Test input: ``add_guild``/``add_channel``/``add_user``/``add_member``/``add_role``/``dm_channel_for``/
 ``add_message``; ``push_slash_command``, ``push_button``, ``push_message``; failure injection ``forbid``,
-``close_dms``, ``delete_channel``, ``kill_gateway``, ``invalidate_session``, ``request_reconnect``.
+``forbid_threads``, ``close_dms``, ``delete_channel``, ``kill_gateway``, ``invalidate_session``, ``request_reconnect``.
 Observation: ``messages``, ``message``, ``created``, ``edits``, ``interaction_responses``,
-``original_response``, ``pins``, ``commands``, ``guild_commands``, ``requests``, ``request_log``,
+``original_response``, ``pins``, ``threads``, ``commands``, ``guild_commands``, ``requests``, ``request_log``,
 ``http_429``, ``peak_requests``, ``gateway_stats``, ``identifies``, ``wait_for``.
 
-Not modelled: permissions and overwrites (``forbid`` instead), threads, reactions, voice, presences,
+Not modelled: permissions and overwrites (``forbid`` instead), private threads, threads without a starter
+message, archiving, thread members, reactions, voice, presences,
 ETF encoding, pin system messages, the invalid-request (10,000 per 10 minutes) limit, other routes'
 buckets (they answer without rate-limit headers, which discord.py handles one request at a time).
 """
@@ -129,6 +135,7 @@ FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
 FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
 FLAG_COMPONENTS_V2 = 1 << 15
+FLAG_HAS_THREAD = 1 << 5
 _SETTABLE_FLAGS = FLAG_SUPPRESS_EMBEDS | FLAG_SUPPRESS_NOTIFICATIONS | FLAG_COMPONENTS_V2
 
 PERMISSION_ADMINISTRATOR = 1 << 3
@@ -143,6 +150,9 @@ MESSAGE_CHAT_INPUT_COMMAND = 20
 
 CHANNEL_GUILD_TEXT = 0
 CHANNEL_DM = 1
+CHANNEL_PUBLIC_THREAD = 11
+THREAD_ARCHIVE_DURATIONS = (60, 1440, 4320, 10080)
+MAX_THREAD_NAME = 100
 
 INTERACTION_APPLICATION_COMMAND = 2
 INTERACTION_MESSAGE_COMPONENT = 3
@@ -284,6 +294,12 @@ class _Channel:
     recipient_id: str | None = None
     topic: str | None = None
     last_message_id: str | None = None
+    # threads
+    parent_id: str | None = None
+    owner_id: str | None = None
+    created_at: str = ""
+    auto_archive_duration: int = 1440
+    message_count: int = 0
 
 
 @dataclass
@@ -602,6 +618,7 @@ class FakeDiscord:
         self._dm_channels: dict[str, str] = {}  # user id -> DM channel id
         self._forbidden: set[str] = set()
         self._closed_dms: set[str] = set()
+        self._no_threads: set[str] = set()
         self._deleted_channels: set[str] = set()
         self._global_commands: list[JSON] = []
         self._guild_commands: dict[str, list[JSON]] = {}
@@ -822,6 +839,13 @@ class FakeDiscord:
     def open_dms(self, user_id: str) -> None:
         self._closed_dms.discard(user_id)
 
+    def forbid_threads(self, channel_id: str) -> None:
+        """The bot may not create threads in the channel: starting one answers 403 50013 Missing Permissions."""
+        self._no_threads.add(channel_id)
+
+    def allow_threads(self, channel_id: str) -> None:
+        self._no_threads.discard(channel_id)
+
     def delete_channel(self, channel_id: str) -> None:
         """The channel is gone: 404 10003 Unknown Channel from now on (and CHANNEL_DELETE on the gateway)."""
         channel = self._channels.get(channel_id)
@@ -830,7 +854,8 @@ class FakeDiscord:
             guild = self._guilds[channel.guild_id]
             if channel_id in guild.channel_ids:
                 guild.channel_ids.remove(channel_id)
-            self._broadcast("CHANNEL_DELETE", lambda _: self._channel_json(channel), guild_id=channel.guild_id)
+            event = "THREAD_DELETE" if channel.type == CHANNEL_PUBLIC_THREAD else "CHANNEL_DELETE"
+            self._broadcast(event, lambda _: self._channel_json(channel), guild_id=channel.guild_id)
         self._notify()
 
     async def kill_gateway(self, code: int = 1001, reason: str = "") -> None:
@@ -981,6 +1006,14 @@ class FakeDiscord:
             return None
         return self.message(interaction.original_id)
 
+    def threads(self, channel_id: str) -> list[JSON]:
+        """The threads started in the channel (not deleted), oldest first, as channel objects."""
+        return [
+            self._channel_json(c)
+            for c in self._channels.values()
+            if c.parent_id == channel_id and c.id not in self._deleted_channels
+        ]
+
     def pins(self, channel_id: str) -> list[str]:
         """Pinned message ids, most recently pinned first."""
         return [message_id for message_id, _ in reversed(self._pins.get(channel_id, []))]
@@ -1088,6 +1121,28 @@ class FakeDiscord:
         return ALL_PERMISSIONS if value & PERMISSION_ADMINISTRATOR else value
 
     def _channel_json(self, channel: _Channel) -> JSON:
+        if channel.type == CHANNEL_PUBLIC_THREAD:
+            return {
+                "id": channel.id,
+                "type": channel.type,
+                "guild_id": channel.guild_id,
+                "parent_id": channel.parent_id,
+                "owner_id": channel.owner_id,
+                "name": channel.name,
+                "last_message_id": channel.last_message_id,
+                "rate_limit_per_user": 0,
+                "message_count": channel.message_count,
+                "total_message_sent": channel.message_count,
+                "member_count": 1,
+                "flags": 0,
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": channel.auto_archive_duration,
+                    "archive_timestamp": channel.created_at,
+                    "locked": False,
+                    "create_timestamp": channel.created_at,
+                },
+            }
         if channel.type == CHANNEL_DM:
             recipient = self._users[channel.recipient_id or ""]
             return {
@@ -1164,7 +1219,11 @@ class FakeDiscord:
                     {k: v for k, v in self._channel_json(self._channels[c]).items() if k != "guild_id"}
                     for c in guild.channel_ids
                 ],
-                "threads": [],
+                "threads": [
+                    self._channel_json(c)
+                    for c in self._channels.values()
+                    if c.guild_id == guild.id and c.parent_id is not None and c.id not in self._deleted_channels
+                ],
                 "presences": [],
                 "stage_instances": [],
                 "guild_scheduled_events": [],
@@ -1248,6 +1307,7 @@ class FakeDiscord:
         add("GET", "/channels/{channel_id}/messages/{message_id}", self._get_message)
         add("PATCH", "/channels/{channel_id}/messages/{message_id}", self._edit_message)
         add("DELETE", "/channels/{channel_id}/messages/{message_id}", self._delete_message)
+        add("POST", "/channels/{channel_id}/messages/{message_id}/threads", self._start_thread_from_message)
         hook = "/webhooks/{application_id}/{interaction_token}"
         for method, template, handler in (
             ("POST", "/interactions/{interaction_id}/{interaction_token}/callback", self._interaction_callback),
@@ -1683,9 +1743,10 @@ class FakeDiscord:
 
     def _channel_for(self, channel_id: str, *, sending: bool = False) -> _Channel:
         channel = self._channels.get(channel_id)
-        if channel is None or channel_id in self._deleted_channels:
+        parent = channel.parent_id if channel is not None else None
+        if channel is None or channel_id in self._deleted_channels or parent in self._deleted_channels:
             raise _unknown_channel()
-        if channel_id in self._forbidden:
+        if channel_id in self._forbidden or parent in self._forbidden:
             raise _ApiError(403, 50001, "Missing Access")
         if sending and channel.type == CHANNEL_DM and channel.recipient_id in self._closed_dms:
             raise _ApiError(403, 50007, "Cannot send messages to this user")
@@ -1987,6 +2048,11 @@ class FakeDiscord:
             return
         self._messages.setdefault(channel.id, {})[message["id"]] = message
         channel.last_message_id = message["id"]
+        if channel.type == CHANNEL_PUBLIC_THREAD:
+            channel.message_count += 1
+            starter = self._messages.get(channel.parent_id or "", {}).get(channel.id)
+            if starter is not None:
+                starter["thread"] = self._channel_json(channel)
 
     def _record_created(
         self, channel: _Channel, message: JSON, payload: JSON, source: str, interaction_id: str | None = None
@@ -2114,6 +2180,56 @@ class FakeDiscord:
             raise _unknown_message()
         self._remove_message(channel, message_id)
         return _no_content()
+
+    async def _start_thread_from_message(self, call: _Call) -> web.StreamResponse:
+        channel_id = call.params["channel_id"]
+        self._take_bucket(call, channel_id)
+        channel = self._channel_for(channel_id)
+        message = self._messages[channel.id].get(call.params["message_id"])
+        if message is None:
+            raise _unknown_message()
+        if channel.type != CHANNEL_GUILD_TEXT:
+            raise _ApiError(400, 50024, "Cannot execute action on this channel type")
+        if channel_id in self._no_threads:
+            raise _ApiError(403, 50013, "Missing Permissions")
+        payload = _as_object(await self._read(call))
+        errors: JSON = {}
+        name = payload.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors["name"] = _required()
+        elif len(name) > MAX_THREAD_NAME:
+            errors["name"] = _err("BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {MAX_THREAD_NAME} in length.")
+        duration = payload.get("auto_archive_duration")
+        if duration is not None and duration not in THREAD_ARCHIVE_DURATIONS:
+            errors["auto_archive_duration"] = _err(
+                "BASE_TYPE_CHOICES", f"Value must be one of {set(THREAD_ARCHIVE_DURATIONS)}."
+            )
+        if errors:
+            raise _form_error(errors)
+        if message["id"] in self._channels:
+            raise _ApiError(400, 160004, "A thread has already been created for this message")
+        # As on Discord, the thread has the id of the message it was started from.
+        thread = _Channel(
+            message["id"],
+            CHANNEL_PUBLIC_THREAD,
+            str(name).strip(),
+            channel.guild_id,
+            parent_id=channel.id,
+            owner_id=self.bot_user_id,
+            created_at=_now_iso(),
+            auto_archive_duration=int(duration or 1440),
+        )
+        self._channels[thread.id] = thread
+        self._messages[thread.id] = {}
+        message["thread"] = self._channel_json(thread)
+        message["flags"] |= FLAG_HAS_THREAD
+
+        def created(session: _Session) -> JSON | None:
+            return {**self._channel_json(thread), "newly_created": True} if session.intents & INTENT_GUILDS else None
+
+        self._broadcast("THREAD_CREATE", created, guild_id=channel.guild_id)
+        self._dispatch_message("MESSAGE_UPDATE", channel, message)
+        return _json(self._channel_json(thread), 201)
 
     async def _pin(self, call: _Call) -> web.StreamResponse:
         channel = self._channel_for(call.params["channel_id"])

@@ -24,6 +24,8 @@ What it does like Telegram:
   ``global_per_second`` in any sliding second, one per ``1 / per_chat_per_second`` seconds per chat and
   ``group_per_minute`` in any sliding minute per group (negative chat id). A refused call answers
   429 with ``parameters.retry_after`` (whole seconds, at least 1) and changes nothing.
+* Replies (``reply_parameters`` or the older ``reply_to_message_id``): a missing message is refused
+  unless ``allow_sending_without_reply``; ``reply_to_message`` is answered one level deep.
 * ``getUpdates`` long polling (``offset``/``limit``/``timeout``/``allowed_updates``; a newer call
   ends a waiting one with 409 "terminated by other getUpdates request"), webhooks (POSTed in order,
   with ``X-Telegram-Bot-Api-Secret-Token``, retried until the webhook answers 2xx; getUpdates answers
@@ -1577,7 +1579,7 @@ class FakeTelegram:
         plain, entities = self._format(params)
         markup = self._reply_markup(params)
         reply_to: _Stored | None = None
-        reply = params.get_json("reply_parameters")
+        reply = params.get_json("reply_parameters", "reply parameters")
         reply_id = reply.get("message_id") if isinstance(reply, dict) else params.get_int("reply_to_message_id")
         if reply_id is not None:
             reply_to = self._messages.get(chat.id, {}).get(int(reply_id))
@@ -1606,7 +1608,8 @@ class FakeTelegram:
         if isinstance(preview, dict):
             message["link_preview_options"] = preview
         if reply_to is not None:
-            message["reply_to_message"] = reply_to.message
+            # One level only, as Telegram answers: the replied-to message without its own reply_to_message.
+            message["reply_to_message"] = {k: v for k, v in reply_to.message.items() if k != "reply_to_message"}
         if markup is not None:
             message["reply_markup"] = markup
         self._store(_Stored(chat.id, message_id, True, message, plain, entities, markup))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from discord.gateway import DiscordWebSocket
 
 from floorbridge.bots.events import Incoming, Reply
 from floorbridge.core.chats import ChatRef, Platform, UserRef
-from floorbridge.core.outbox import OutboxItem
+from floorbridge.core.outbox import ChatThread, OutboxItem
 from floorbridge.delivery.errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
 
 from ..chat_bridge import ReplyQueue
@@ -35,6 +36,13 @@ NO_MENTIONS = discord.AllowedMentions.none()
 DEFER_AFTER = 2.0
 # Error codes after which a channel will never accept our messages.
 _GONE_CODES = {10003, 10013, 50001, 50007, 50013}
+# Starting a thread: "a thread has already been created for this message" (a retry after the send
+# into it failed) and "cannot execute action on this channel type".
+THREAD_EXISTS = 160004
+_NO_THREADS_HERE = 50024
+MAX_THREAD_NAME = 100
+# A link as render writes it: [label](<url>), the label escaped.
+_LINK = re.compile(r"(?<!\\)\[((?:\\.|[^\\\]])*)\]\(<[^>]*>\)")
 
 
 def point_at(api_url: str, gateway_url: str) -> None:
@@ -60,6 +68,29 @@ def _view(rows: list[list[dict[str, str]]]) -> discord.ui.View | None:
 
 def _embeds(part: DiscordText) -> list[discord.Embed]:
     return [discord.Embed.from_dict(e) for e in part.embeds]
+
+
+def _plain_line(markdown: str) -> str:
+    """The first non-empty line of a message as render writes it (escaped, bold and italic
+    stars, code ticks, links), as plain text."""
+    line = next((text.strip() for text in markdown.splitlines() if text.strip()), "")
+    out: list[str] = []
+    escaped = False
+    for char in _LINK.sub(r"\1", line):
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char not in "*`":
+            out.append(char)
+    return "".join(out).strip()
+
+
+def thread_name(root: discord.Message, cause: str) -> str:
+    """A thread's name (1 to 100 characters): the first line of the root message, else the cause."""
+    text = root.content or next((e.description for e in root.embeds if e.description), "")
+    return (_plain_line(text) or cause.strip() or "…")[:MAX_THREAD_NAME]
 
 
 class DiscordAdapter:
@@ -198,9 +229,16 @@ class DiscordAdapter:
             raise PermanentFailure(f"channel {chat_id} cannot hold messages")
         return channel
 
-    async def _send_parts(self, item: OutboxItem, parts: list[DiscordText]) -> discord.Message:
-        channel = await self._channel(item.outgoing.chat.chat_id)
-        message: discord.Message | None = None
+    async def _send_parts(
+        self,
+        item: OutboxItem,
+        parts: list[DiscordText],
+        to: discord.abc.Messageable | None = None,
+        reference: discord.MessageReference | None = None,
+    ) -> list[discord.Message]:
+        """Send the parts to `to` (default: the item's channel), each replying to `reference` if given."""
+        channel = to or await self._channel(item.outgoing.chat.chat_id)
+        messages: list[discord.Message] = []
         for n, part in enumerate(parts):
             kwargs: dict[str, Any] = {
                 "content": part.content or None,
@@ -213,13 +251,63 @@ class DiscordAdapter:
             view = _view(part.buttons)
             if view is not None:
                 kwargs["view"] = view
-            message = await channel.send(**kwargs)
-        assert message is not None
-        return message
+            if reference is not None:
+                kwargs["reference"] = reference
+            messages.append(await channel.send(**kwargs))
+        return messages
 
     async def send(self, item: OutboxItem) -> str:
         with _mapped_errors():
-            return str((await self._send_parts(item, render(item.outgoing.message))).id)
+            return str((await self._send_parts(item, render(item.outgoing.message)))[-1].id)
+
+    async def send_in_thread(self, item: OutboxItem, thread: ChatThread | None) -> tuple[str, ChatThread]:
+        """The first message is sent as usual; the second starts a Discord thread on it, and it and
+        the later ones go into that thread. Where no thread can be started or sent to (no permission,
+        a DM, the thread deleted), they reply to the first message instead."""
+        parts = render(item.outgoing.message)
+        with _mapped_errors():
+            if thread is None:
+                messages = await self._send_parts(item, parts)
+                return str(messages[-1].id), ChatThread(str(messages[0].id))
+            if thread.thread_id is None:
+                thread = await self._start_thread(item, thread)
+            if thread.thread_id is not None:
+                inside = self.client.get_partial_messageable(int(thread.thread_id),
+                                                             type=discord.ChannelType.public_thread)
+                try:
+                    return str((await self._send_parts(item, parts, inside))[-1].id), thread
+                except (discord.Forbidden, discord.NotFound) as exc:
+                    log.warning("cannot send into the thread; replying to its first message instead",
+                                extra={"chat": item.outgoing.chat.chat_id, "thread_id": thread.thread_id,
+                                       "error": f"{exc.status} {exc.text}"})
+                    thread = ChatThread(thread.root_message_id)  # started again on the next message
+            reference = discord.MessageReference(message_id=int(thread.root_message_id),
+                                                 channel_id=int(item.outgoing.chat.chat_id), fail_if_not_exists=False)
+            return str((await self._send_parts(item, parts, reference=reference))[-1].id), thread
+
+    async def _start_thread(self, item: OutboxItem, thread: ChatThread) -> ChatThread:
+        """Start a public thread on the root message (Start Thread from Message); `thread` unchanged
+        when that is not possible, so the caller replies instead."""
+        chat_id = item.outgoing.chat.chat_id
+        channel = await self._channel(chat_id)
+        if not isinstance(channel, discord.TextChannel):
+            return thread  # a DM or a thread itself: Discord has no threads on their messages
+        try:
+            root = await channel.fetch_message(int(thread.root_message_id))
+            started = await root.create_thread(name=thread_name(root, item.outgoing.cause),
+                                               reason="floorbridge: messages that belong together")
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.warning("cannot start a thread; replying to its first message instead",
+                        extra={"chat": chat_id, "root": thread.root_message_id, "error": f"{exc.status} {exc.text}"})
+            return thread
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS:
+                # A thread started from a message has the message's id (Discord's documentation).
+                return ChatThread(thread.root_message_id, thread.root_message_id)
+            if exc.code == _NO_THREADS_HERE:
+                return thread
+            raise
+        return ChatThread(thread.root_message_id, str(started.id))
 
     async def put_pinned(self, item: OutboxItem, existing: str | None) -> str:
         part = render(item.outgoing.message)[0]
@@ -233,7 +321,7 @@ class DiscordAdapter:
                     return existing
                 except discord.NotFound:
                     pass  # deleted by someone: post and pin a new one
-            message = await self._send_parts(item, [part])
+            [message] = await self._send_parts(item, [part])
             try:
                 await message.pin(reason="floorbridge: today's schedule")
             except discord.Forbidden as exc:

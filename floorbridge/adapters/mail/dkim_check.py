@@ -67,5 +67,12 @@ def check_dkim(raw: bytes, from_address: str, dnsfunc: DnsFunc | None = None) ->
     return DkimResult("fail", detail="; ".join(failures)[:500])
 
 
+def _has_signature(raw: bytes) -> bool:
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+    return b"dkim-signature:" in raw[:end].lower()
+
+
 async def verify_dkim(raw: bytes, from_address: str, dnsfunc: DnsFunc | None = None) -> DkimResult:
+    if not _has_signature(raw):
+        return DkimResult("none")  # without a worker thread: most list mail is not signed
     return await asyncio.to_thread(check_dkim, raw, from_address, dnsfunc)

@@ -36,7 +36,7 @@ from nio import (
 
 from floorbridge.bots.events import Incoming
 from floorbridge.core.chats import ChatRef, Platform, UserRef
-from floorbridge.core.outbox import OutboxItem
+from floorbridge.core.outbox import ChatThread, OutboxItem
 from floorbridge.delivery.errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
 
 from ..chat_bridge import ReplyQueue
@@ -185,11 +185,27 @@ class MatrixAdapter:
         assert isinstance(response, RoomSendError | ErrorResponse)
         raise _outcome(response)
 
-    async def send(self, item: OutboxItem) -> str:
-        event_id = ""
+    async def _send_all(self, item: OutboxItem, relates_to: dict[str, Any] | None = None) -> list[str]:
+        ids: list[str] = []
         for n, content in enumerate(render(item.outgoing.message)):
-            event_id = await self._send_content(item.outgoing.chat.chat_id, content, f"{item.idempotency_key}-{n}")
-        return event_id
+            if relates_to is not None:
+                content = {**content, "m.relates_to": relates_to}
+            ids.append(await self._send_content(item.outgoing.chat.chat_id, content, f"{item.idempotency_key}-{n}"))
+        return ids
+
+    async def send(self, item: OutboxItem) -> str:
+        return (await self._send_all(item))[-1]
+
+    async def send_in_thread(self, item: OutboxItem, thread: ChatThread | None) -> tuple[str, ChatThread]:
+        """The later messages are in the root's thread (m.thread); clients without threads show
+        them as replies to the root (the fallback)."""
+        if thread is None:
+            ids = await self._send_all(item)
+            return ids[-1], ChatThread(ids[0])
+        root = thread.root_message_id
+        relation = {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                    "m.in_reply_to": {"event_id": root}}
+        return (await self._send_all(item, relation))[-1], thread
 
     async def put_pinned(self, item: OutboxItem, existing: str | None) -> str:
         room_id = item.outgoing.chat.chat_id

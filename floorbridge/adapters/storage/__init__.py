@@ -3,6 +3,7 @@
 from .chats import SqlChatStore
 from .console import SqlConsoleStore
 from .engine import create_engine
+from .mail import SqlMailStore
 from .migrate import current_revision, head_revision, upgrade, upgrade_sync
 from .outbox import SqlOutbox
 from .repository import SchemaOutOfDate, SqlAgendaStore, open_store
@@ -14,6 +15,7 @@ __all__ = [
     "SqlAgendaStore",
     "SqlChatStore",
     "SqlConsoleStore",
+    "SqlMailStore",
     "SqlOutbox",
     "SqlSlotStore",
     "SqlSpeakerStore",

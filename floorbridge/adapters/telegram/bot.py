@@ -17,14 +17,21 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    ReplyParameters,
+    Update,
+)
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, ApplicationBuilder, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from floorbridge.bots.events import Incoming
 from floorbridge.core.chats import ChatRef, Platform, UserRef
-from floorbridge.core.outbox import OutboxItem
+from floorbridge.core.outbox import ChatThread, OutboxItem
 from floorbridge.delivery.errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
 
 from ..chat_bridge import ReplyQueue
@@ -186,24 +193,35 @@ class TelegramAdapter:
 
     # ---------------------------------------------------------------- outgoing (delivery.Sender)
 
-    async def _send_one(self, chat_id: str, part: TelegramText) -> str:
+    async def _send_one(self, chat_id: str, part: TelegramText, reply_to: str | None = None) -> str:
+        # A root deleted meanwhile must not fail the message: it is then sent as a plain one.
+        reply = ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True) if reply_to else None
         message = await self.application.bot.send_message(
             chat_id=int(chat_id),
             text=part.text,
             parse_mode=ParseMode.HTML,
             reply_markup=_keyboard(part.buttons),
             link_preview_options=LinkPreviewOptions(is_disabled=True),
+            reply_parameters=reply,
         )
         return str(message.message_id)
 
-    async def send(self, item: OutboxItem) -> str:
+    async def _send_parts(self, item: OutboxItem, reply_to: str | None = None) -> list[str]:
         ids: list[str] = []
         with _mapped_errors():
             for part in render(item.outgoing.message):
                 if ids:
                     await asyncio.sleep(self._pace)
-                ids.append(await self._send_one(item.outgoing.chat.chat_id, part))
-        return ids[-1]
+                ids.append(await self._send_one(item.outgoing.chat.chat_id, part, reply_to))
+        return ids
+
+    async def send(self, item: OutboxItem) -> str:
+        return (await self._send_parts(item))[-1]
+
+    async def send_in_thread(self, item: OutboxItem, thread: ChatThread | None) -> tuple[str, ChatThread]:
+        """Telegram has no threads in ordinary chats: the later messages reply to the first."""
+        ids = await self._send_parts(item, thread.root_message_id if thread is not None else None)
+        return ids[-1], thread or ChatThread(ids[0])
 
     async def put_pinned(self, item: OutboxItem, existing: str | None) -> str:
         chat_id = item.outgoing.chat.chat_id

@@ -320,7 +320,9 @@ async def console_meeting(request: web.Request) -> web.Response:
     m, version = snap.meeting, snap.version
     parts = [_signed_in_bar(who, [("Meetings", "/console"), (m.title, "")]),
              f"<main><h1>{escape(m.title)}</h1><p>{escape(m.venue)}, {escape(m.city)} · times in "
-             f"{escape(m.timezone)}</p>"]
+             f"{escape(m.timezone)}</p>",
+             f'<p><a href="/console/{quote(m.id)}/mail">Mail</a>: the quarantine, announcements to relay and '
+             "deadlines to confirm.</p>"]
     if version is None:
         parts.append("<p>No agenda has been published yet: sessions appear here once it is.</p>")
     else:

@@ -260,6 +260,34 @@ def _slot_paths() -> dict[str, Any]:
     }
 
 
+_MAIL_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _mail_paths() -> dict[str, Any]:
+    m = "/api/v1/meetings/{meeting}"
+    return {
+        m + "/mail": {"post": {
+            "summary": "Deliver one raw RFC 822 message, signed with the shared HMAC key",
+            "description": "Headers: X-Floorbridge-Timestamp (Unix seconds, within 5 minutes) and "
+                           "X-Floorbridge-Signature: sha256=HEX, the HMAC-SHA256 of the timestamp, '.', and the body.",
+            "parameters": [_MEETING],
+            "requestBody": {"required": True, "content": {"message/rfc822": {"schema": _STR}}},
+            "responses": {
+                "202": {"description": "Stored: in the archive or, with the reason, in the quarantine",
+                        "content": {"application/json": {"schema": {"type": "object"}}}},
+                **{code: {"description": text, "content": {"application/json": {"schema": _ref("Error")}}}
+                   for code, text in (("400", "No body"), ("401", "Missing, stale or wrong signature"),
+                                      ("404", "Unknown meeting, or the endpoint is not configured"),
+                                      ("413", "Over the size cap"))},
+            },
+        }},
+        m + "/announcements": {"get": _op("The archived announcements, newest first (before=ID, limit=N)",
+                                          [_MEETING])},
+        m + "/announcements/{id}": {"get": _op("One archived announcement: text, deadlines, attachments",
+                                               [_MEETING, _MAIL_ID])},
+    }
+
+
 def openapi_document(public_url: str) -> dict[str, Any]:
     track_param = {"name": "track", "in": "path", "required": True, "schema": {"type": "string"}}
     return {
@@ -329,6 +357,7 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             },
             **_queue_paths(),
             **_slot_paths(),
+            **_mail_paths(),
         },
         "components": {"schemas": _SCHEMAS},
     }

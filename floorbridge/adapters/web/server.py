@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from floorbridge.adapters.mail.intake import MailIntake
 from floorbridge.adapters.slot_service import SlotService
 from floorbridge.core.ports import FloorDesk, SpeakerStore
 
-from . import api, feeds, floor, pages, personal, slot_pages
+from . import api, feeds, floor, mail, pages, personal, slot_pages
 from . import console as console_pages
 from . import slots as slot_api
 from .console_auth import CONSOLE, ConsoleAuth
@@ -29,6 +30,8 @@ def create_app(
     speaker_store: SpeakerStore | None = None,
     console: ConsoleAuth | None = None,
     slots: SlotService | None = None,
+    mail_intake: MailIntake | None = None,
+    mail_key: bytes | None = None,
 ) -> web.Application:
     """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
     `personal_feeds` (the chat store) enables /ical/personal/{token}.ics."""
@@ -49,4 +52,6 @@ def create_app(
     if slots is not None:
         slot_api.add_routes(app, slots)
         slot_pages.add_routes(app, slots)
+    if mail_intake is not None:
+        mail.add_routes(app, mail_intake, mail_key)
     return app
