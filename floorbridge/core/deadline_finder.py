@@ -544,21 +544,25 @@ class _Finder:
         return d.langs[0] if d.langs else cue_lang
 
     def _excerpt(self, d: _Date, s_start: int, s_end: int) -> str:
-        pre = _SPACES.sub(" ", self.text[s_start:d.start]).lstrip()
+        window_start = max(s_start, d.start - 3 * EXCERPT_LIMIT)
+        window_end = min(s_end, d.end + 3 * EXCERPT_LIMIT)
+        pre = _SPACES.sub(" ", self.text[window_start:d.start])
         core = _SPACES.sub(" ", self.text[d.start:d.end])
-        post = _SPACES.sub(" ", self.text[d.end:s_end]).rstrip()
-        whole = pre + core + post
-        if len(whole) <= EXCERPT_LIMIT:
-            return whole
+        post = _SPACES.sub(" ", self.text[d.end:window_end])
+        pre = pre.lstrip() if window_start == s_start else pre
+        post = post.rstrip() if window_end == s_end else post
+        more_before, more_after = window_start > s_start, window_end < s_end
+        if not (more_before or more_after) and len(pre) + len(core) + len(post) <= EXCERPT_LIMIT:
+            return pre + core + post
         room = max(0, EXCERPT_LIMIT - len(core) - 2)
         left = min(len(pre), max(room * 2 // 3, room - len(post)))
         right = min(len(post), room - left)
         head = pre[len(pre) - left:] if left else ""
         tail = post[:right]
-        if left < len(pre):
+        if more_before or left < len(pre):
             space = head.find(" ", 0, 25)
             head = "…" + (head[space + 1:] if space >= 0 else head).lstrip()
-        if right < len(post):
+        if more_after or right < len(post):
             space = tail.rfind(" ", max(0, len(tail) - 25))
             tail = (tail[:space] if space >= 0 else tail).rstrip() + "…"
         excerpt = head + core + tail

@@ -15,12 +15,14 @@ have not passed).
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from floorbridge.core.announcements import MailStatus
 from floorbridge.core.errors import InvalidInput, Problem
@@ -104,14 +106,28 @@ async def import_mail(intake: MailIntake, meeting_id: MeetingId, path: Path, *, 
         raise InvalidInput([Problem("meeting", f"there is no meeting {meeting_id!r}")], source=str(path))
     report = ImportReport()
     pending: list[bytes] = []
+    # One batch is written (in SQLite's or asyncpg's time) while the next is read and judged.
+    writing: asyncio.Task[None] | None = None
     for raw in messages_in(path):
         pending.append(raw)
         if len(pending) >= batch:
-            await _store(intake, meeting_id, pending, report)
+            writing = await _next(writing, _store(intake, meeting_id, pending, report))
             pending = []
     if pending:
-        await _store(intake, meeting_id, pending, report)
+        writing = await _next(writing, _store(intake, meeting_id, pending, report))
+    if writing is not None:
+        await writing
     return report
+
+
+async def _next(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Start `work` once `previous` is done (its receipts are counted in order); at most two
+    batches are in memory."""
+    task = asyncio.create_task(work)
+    if previous is not None:
+        await previous
+    await asyncio.sleep(0)  # let the new batch start judging before the reader goes on
+    return task
 
 
 async def _store(intake: MailIntake, meeting_id: MeetingId, raws: list[bytes], report: ImportReport) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from floorbridge.core.announcements import MailDeadline, MailStatus, ParsedMail, RelayState, StoredMail
@@ -145,53 +145,117 @@ class SqlMailStore:
 
 
 def _add_all(conn: Connection, mails: list[NewMail], now: datetime) -> list[Added]:
-    return [_add_one(conn, m, now) for m in mails]
-
-
-def _add_one(conn: Connection, mail: NewMail, now: datetime) -> Added:
+    """The batch in a fixed number of statements: one look-up of its checksums, one of its
+    Message-IDs, one multi-row insert (ids back in order), one update of copy counts."""
     c = mail_messages.c
-    same = conn.execute(
-        select(c.id, c.status, c.reason).where(c.sha256 == mail.sha256, c.meeting_id == mail.meeting_id).limit(1)
-    ).first()
-    if same is not None:
-        conn.execute(update(mail_messages).where(c.id == same.id).values(copies=c.copies + 1))
-        return Added(same.id, MailStatus(same.status), same.reason, new=False)
-    status, reason, relay = mail.status, mail.reason, mail.relay
-    message_id = mail.parsed.message_id if mail.parsed is not None else ""
-    key = dedup_key(mail.meeting_id, message_id) if status is not MailStatus.QUARANTINED else None
-    if key is not None:
-        taken = conn.execute(select(c.id).where(c.dedup_key == key)).scalar()
-        if taken is not None:
+    meeting_ids = {m.meeting_id for m in mails}
+    stored_copies: dict[tuple[MeetingId | None, str], Any] = {}
+    for start in range(0, len(mails), _CHUNK):
+        chunk = mails[start : start + _CHUNK]
+        for row in conn.execute(select(c.id, c.status, c.reason, c.sha256, c.meeting_id).where(
+                c.sha256.in_({m.sha256 for m in chunk}))):
+            if row.meeting_id in meeting_ids:
+                stored_copies.setdefault((row.meeting_id, row.sha256), row)
+    keys = {k for k in (_key_of(m) for m in mails) if k}
+    taken: dict[str, int] = {}
+    key_list = sorted(keys)
+    for start in range(0, len(key_list), _CHUNK):
+        query = select(c.id, c.dedup_key).where(c.dedup_key.in_(key_list[start : start + _CHUNK]))
+        taken.update({row.dedup_key: row.id for row in conn.execute(query)})
+
+    results: list[Added | int] = []  # an Added, or the index in `rows` of the new row it copies
+    rows: list[dict[str, Any]] = []
+    new_mails: list[tuple[NewMail, MailStatus, str]] = []
+    in_batch: dict[tuple[MeetingId | None, str], int] = {}
+    copies_of_stored: dict[int, int] = {}
+    keys_in_batch: dict[str, int] = {}
+    for mail in mails:
+        same = stored_copies.get((mail.meeting_id, mail.sha256))
+        if same is not None:
+            copies_of_stored[same.id] = copies_of_stored.get(same.id, 0) + 1
+            results.append(Added(same.id, MailStatus(same.status), same.reason, new=False))
+            continue
+        earlier = in_batch.get((mail.meeting_id, mail.sha256))
+        if earlier is not None:
+            rows[earlier]["copies"] += 1
+            results.append(earlier)
+            continue
+        status, reason, relay = mail.status, mail.reason, mail.relay
+        key = _key_of(mail)
+        if key is not None and (key in taken or key in keys_in_batch):
+            first = f"#{taken[key]}" if key in taken else "an earlier one of this batch"
             status, key, relay = MailStatus.QUARANTINED, None, RelayState.NONE
-            reason = (f"duplicate: message #{taken} in the archive has the same Message-ID <{message_id}> "
-                      "but different content")
+            reason = (f"duplicate: message {first} in the archive has the same Message-ID "
+                      f"<{mail.parsed.message_id if mail.parsed else ''}> but different content")
+        if key is not None:
+            keys_in_batch[key] = len(rows)
+        in_batch[(mail.meeting_id, mail.sha256)] = len(rows)
+        results.append(len(rows))
+        rows.append(_row(mail, status, reason, relay, key, now))
+        new_mails.append((mail, status, reason))
+
+    ids: list[int] = []
+    if rows:
+        inserted = conn.execute(mail_messages.insert().returning(c.id, sort_by_parameter_order=True), rows)
+        ids = [r.id for r in inserted]
+    if copies_of_stored:
+        conn.execute(update(mail_messages).where(c.id == bindparam("row_id"))
+                     .values(copies=c.copies + bindparam("more")),
+                     [{"row_id": i, "more": n} for i, n in copies_of_stored.items()])
+    messages: list[OutgoingMessage] = []
+    for row_id, (mail, status, reason) in zip(ids, new_mails, strict=True):
+        if mail.messages is not None:
+            messages.extend(mail.messages(row_id, status, reason))
+    if messages:
+        insert_outbox_rows(conn, messages, now)
+    out: list[Added] = []
+    seen: set[int] = set()
+    for r in results:
+        if isinstance(r, Added):
+            out.append(r)
+            continue
+        _mail, status, reason = new_mails[r]
+        out.append(Added(ids[r], status, reason, new=ids[r] not in seen))
+        seen.add(ids[r])
+    return out
+
+
+_CHUNK = 400  # values per IN (...): under SQLite's bound-parameter limit
+
+
+def _key_of(mail: NewMail) -> str | None:
+    if mail.status is MailStatus.QUARANTINED or mail.parsed is None:
+        return None
+    return dedup_key(mail.meeting_id, mail.parsed.message_id)
+
+
+def _row(mail: NewMail, status: MailStatus, reason: str, relay: RelayState, key: str | None,
+         now: datetime) -> dict[str, Any]:
     parsed = mail.parsed
-    row_id = conn.execute(mail_messages.insert().values(
-        meeting_id=mail.meeting_id,
-        message_id=message_id,
-        dedup_key=key,
-        status=status.value,
-        reason=reason,
-        channel=mail.channel,
-        received_at=now,
-        size=len(mail.raw),
-        sha256=mail.sha256,
-        raw=mail.raw,
-        parsed=parsed_mail_to_dict(parsed) if parsed is not None else None,
-        subject=parsed.subject if parsed is not None else "",
-        sender=parsed.sender if parsed is not None else "",
-        list_id=parsed.list_id if parsed is not None else "",
-        thread_root=parsed.thread_root if parsed is not None else "",
-        dkim=mail.dkim,
-        relay=relay.value,
-        deadlines=[mail_deadline_to_dict(d) for d in mail.deadlines] if status is not MailStatus.QUARANTINED else [],
-        copies=1,
-        decided_by=mail.decided_by,
-        decided_at=now if mail.decided_by else None,
-    ).returning(c.id)).scalar_one()
-    if mail.messages is not None:
-        insert_outbox_rows(conn, mail.messages(row_id, status, reason), now)
-    return Added(row_id, status, reason, new=True)
+    return {
+        "meeting_id": mail.meeting_id,
+        "message_id": parsed.message_id if parsed is not None else "",
+        "dedup_key": key,
+        "status": status.value,
+        "reason": reason,
+        "channel": mail.channel,
+        "received_at": now,
+        "size": len(mail.raw),
+        "sha256": mail.sha256,
+        "raw": mail.raw,
+        "parsed": parsed_mail_to_dict(parsed) if parsed is not None else None,
+        "subject": parsed.subject if parsed is not None else "",
+        "sender": parsed.sender if parsed is not None else "",
+        "list_id": parsed.list_id if parsed is not None else "",
+        "thread_root": parsed.thread_root if parsed is not None else "",
+        "dkim": mail.dkim,
+        "relay": relay.value,
+        "deadlines": [mail_deadline_to_dict(d) for d in mail.deadlines] if status is not MailStatus.QUARANTINED
+        else [],
+        "copies": 1,
+        "decided_by": mail.decided_by,
+        "decided_at": now if mail.decided_by else None,
+    }
 
 
 def _decide(conn: Connection, before: StoredMail, after: StoredMail, by: str,

@@ -177,6 +177,9 @@ async def _guard(request: web.Request, meeting_id: MeetingId | None = None) -> W
     return who
 
 
+guard_page = _guard  # for the other console pages (mail)
+
+
 def _snapshot(request: web.Request, meeting_id: str) -> MeetingSnapshot:
     return request.app[SNAPSHOTS].get(meeting_id)
 

@@ -26,6 +26,7 @@ from floorbridge.core.errors import ConcurrentChange, InvalidInput, NotFound, Pr
 from floorbridge.core.ids import MeetingId
 
 from ..mail.intake import MailIntake
+from .console import guard_page
 from .console_auth import CONSOLE
 from .errors import error_response
 from .pages import SECURITY_HEADERS
@@ -107,6 +108,21 @@ def _json(intake: MailIntake, mail: StoredMail, *, full: bool) -> dict[str, Any]
 # ---------------------------------------------------------------- the signed endpoint
 
 
+async def _read_capped(request: web.Request, cap: int) -> bytes | None:
+    """The body, or None once it is over `cap` (the rest is not read). Not through request.read():
+    the site's body limit is for forms, mail has its own."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+
+
 async def receive_signed(request: web.Request) -> web.Response:
     key = request.app.get(MAIL_KEY)
     intake = request.app[MAIL]
@@ -116,8 +132,8 @@ async def receive_signed(request: web.Request) -> web.Response:
                        "named by mail.http_secret_env)")
     if await intake.meeting(meeting_id) is None:
         raise NotFound(f"there is no meeting {meeting_id!r}")
-    body = await request.content.read(intake.max_bytes + 1)
-    if len(body) > intake.max_bytes:
+    body = await _read_capped(request, intake.max_bytes)
+    if body is None:
         return error_response(request, 413, "too_large", f"the message is over the cap of {intake.max_bytes} bytes")
     stamp = request.headers.get(TIMESTAMP_HEADER, "")
     sent = request.headers.get(SIGNATURE_HEADER, "")
@@ -260,6 +276,9 @@ def _review_card(meeting_id: str, mail: StoredMail, csrf: str) -> str:
 
 async def console_mail(request: web.Request) -> web.Response:
     meeting_id = MeetingId(request.match_info["meeting"])
+    guarded = await guard_page(request, meeting_id)
+    if isinstance(guarded, web.Response):
+        return guarded  # the login form for a stranger, 403 for someone without a role here
     who = await request.app[CONSOLE].require(request, meeting_id, STAFF)
     intake = request.app[MAIL]
     waiting = await intake.waiting(meeting_id)

@@ -46,12 +46,13 @@ def create_app(
         personal.add_routes(app, personal_feeds)
     if console is not None:
         app[CONSOLE] = console
+    if mail_intake is not None:  # before the console's /console/{meeting}/{session} swallows .../mail
+        mail.add_routes(app, mail_intake, mail_key)
+    if console is not None:
         console_pages.add_routes(app)
     if floor_desk is not None and speaker_store is not None:
         floor.add_routes(app, floor_desk, speaker_store)
     if slots is not None:
         slot_api.add_routes(app, slots)
         slot_pages.add_routes(app, slots)
-    if mail_intake is not None:
-        mail.add_routes(app, mail_intake, mail_key)
     return app
