@@ -54,7 +54,7 @@ LANGUAGES = ("en", "fr", "es", "ru")
 EXCERPT_LIMIT = 200
 
 _LETTER = r"[^\W\d_]"
-_WORD_START = rf"(?<!{_LETTER})"
+_WORD_START = rf"(?={_LETTER})(?<!{_LETTER})"
 _WORD_END = rf"(?!{_LETTER})"
 _DASH = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 _WS = r"(?=\s)(?>[^\S\n]*\n?[^\S\n]*)"
@@ -166,8 +166,17 @@ class _Date:
 
 @dataclass(frozen=True, slots=True)
 class _Hit:
-    position: int
-    found: FoundDeadline
+    kind: DeadlineKind
+    due: date
+    confidence: float
+    language: str
+    where: _Date
+    sentence: tuple[int, int]
+    finder: _Finder
+
+    def found(self) -> FoundDeadline:
+        excerpt = self.finder.excerpt(self.where, *self.sentence)
+        return FoundDeadline(self.kind, self.due, self.confidence, excerpt, self.language)
 
 
 _Trie = dict[str, "_Trie"]
@@ -439,14 +448,14 @@ class _Finder:
             line_start, line_end = self._line(cue.start)
             if len(self.text[line_start:line_end].strip()) > 80 or self._dates_between(line_start, line_end):
                 continue
-            end, pos = min(len(self.text), line_end + 1500), line_end
+            end = min(len(self.text), line_end + 1500)
+            pos = line_end + 1
             while pos < end:
-                next_start = pos + 1
-                _, next_end = self._line(next_start) if next_start < len(self.text) else (pos, pos)
-                if next_end - next_start > 150:
-                    end = next_start
+                next_end = self._line(pos)[1]
+                if next_end - pos > 150:
+                    end = pos
                     break
-                pos = next_end
+                pos = next_end + 1
             regions.append((line_end, end, cue.cue))
             reach = end
         return regions
@@ -508,7 +517,7 @@ class _Finder:
             return self.subject_kind, 0.05
         return DeadlineKind.OTHER, 0.0
 
-    def _table_kinds(self, d: _Date, s_end: int, region_end: int) -> list[DeadlineKind]:
+    def _table_kinds(self, d: _Date, region_end: int) -> list[DeadlineKind]:
         j = bisect_left(self.date_starts, d.end)
         end = min(region_end, self.dates[j].start if j < len(self.dates) else region_end)
         blank = _BLANK_LINE.search(self.folded, d.end, end)
@@ -543,7 +552,7 @@ class _Finder:
             return cue_lang
         return d.langs[0] if d.langs else cue_lang
 
-    def _excerpt(self, d: _Date, s_start: int, s_end: int) -> str:
+    def excerpt(self, d: _Date, s_start: int, s_end: int) -> str:
         window_start = max(s_start, d.start - 3 * EXCERPT_LIMIT)
         window_end = min(s_end, d.end + 3 * EXCERPT_LIMIT)
         pre = _SPACES.sub(" ", self.text[window_start:d.start])
@@ -568,50 +577,44 @@ class _Finder:
         excerpt = head + core + tail
         return excerpt if len(excerpt) <= EXCERPT_LIMIT else excerpt[:EXCERPT_LIMIT - 1] + "…"
 
+    def _hit(self, d: _Date, due: date, kind: DeadlineKind, confidence: float, lang: str,
+             sentence: tuple[int, int]) -> _Hit:
+        return _Hit(kind, due, confidence, self._language(d, lang), d, sentence, self)
+
     def run(self) -> list[_Hit]:
         hits: list[_Hit] = []
         for d in self.dates:
             if d.due is None or d.opens_range:
                 continue
             s_index, s_start, s_end = self._sentence(d.start)
-            penalty = 0.0
-            if d.range_start is not None:
-                governing = self._governing(d.range_start, s_start, tight_only=True)
-                if governing is None:
+            table = self._table(d) if d.range_start is None else None
+            governing = self._governing(d.range_start if d.range_start is not None else d.start, s_start,
+                                        tight_only=d.range_start is not None)
+            if table is not None:
+                table_end = self.tables[bisect_right(self.table_starts, d.start) - 1][1]
+                kinds = self._table_kinds(d, table_end)
+                base = max(0.7, governing[0].cue.weight if governing else 0.0)
+                for kind in kinds:
+                    hits.append(self._hit(d, d.due, kind, self._confidence(base, d, 0.2), table.lang,
+                                          (s_start, s_end)))
+                if kinds:
                     continue
-                penalty = 0.15
+            if governing is not None:
                 span, gap = governing
                 base, lang = span.cue.weight, span.cue.lang
+                if d.range_start is not None:
+                    base -= 0.15
+                elif not span.cue.tight:
+                    base -= 0.1 if gap > 100 else 0.05 if gap > 60 else 0.0
+                base -= 0.15 * self._dates_between(span.end, d.start)
+            elif table is not None:
+                base, lang = 0.7, table.lang
+            elif d.range_start is None and (after := self._cue_after(d, s_end)) is not None:
+                base, lang = 0.65, after.cue.lang
             else:
-                table = self._table(d)
-                governing = self._governing(d.start, s_start, tight_only=False)
-                if table is not None:
-                    table_end = self.tables[bisect_right(self.table_starts, d.start) - 1][1]
-                    kinds = self._table_kinds(d, s_end, table_end)
-                    if kinds:
-                        for kind in kinds:
-                            conf = self._confidence(max(0.7, governing[0].cue.weight if governing else 0), d, 0.2)
-                            found = FoundDeadline(kind, d.due, conf, self._excerpt(d, s_start, s_end),
-                                                  self._language(d, table.lang))
-                            hits.append(_Hit(d.start, found))
-                        continue
-                if governing is not None:
-                    span, gap = governing
-                    base, lang = span.cue.weight, span.cue.lang
-                    if not span.cue.tight:
-                        penalty += 0.1 if gap > 100 else 0.05 if gap > 60 else 0.0
-                    penalty += 0.15 * self._dates_between(span.end, d.start)
-                elif table is not None:
-                    base, lang = 0.7, table.lang
-                else:
-                    after = self._cue_after(d, s_end)
-                    if after is None:
-                        continue
-                    base, lang = 0.65, after.cue.lang
+                continue
             kind, bonus = self._nearest_kind(d, s_index, s_start, s_end)
-            conf = self._confidence(base - penalty, d, bonus)
-            found = FoundDeadline(kind, d.due, conf, self._excerpt(d, s_start, s_end), self._language(d, lang))
-            hits.append(_Hit(d.start, found))
+            hits.append(self._hit(d, d.due, kind, self._confidence(base, d, bonus), lang, (s_start, s_end)))
         return hits
 
 
@@ -630,11 +633,9 @@ def find_deadlines(text: str, *, subject: str = "", sent: date | None = None) ->
     text = text if isinstance(text, str) else ""
     hits = _Finder(subject, sent, None).run() if subject.strip() else []
     hits += _Finder(text, sent, _subject_kind(subject) if subject else None).run()
-    order: dict[tuple[DeadlineKind, date], int] = {}
-    best: dict[tuple[DeadlineKind, date], FoundDeadline] = {}
+    best: dict[tuple[DeadlineKind, date], _Hit] = {}
     for hit in hits:
-        key = (hit.found.kind, hit.found.due)
-        order.setdefault(key, len(order))
-        if key not in best or hit.found.confidence > best[key].confidence:
-            best[key] = hit.found
-    return tuple(best[key] for key in sorted(order, key=order.__getitem__))
+        key = (hit.kind, hit.due)
+        if key not in best or hit.confidence > best[key].confidence:
+            best[key] = hit
+    return tuple(hit.found() for hit in best.values())

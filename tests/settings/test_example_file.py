@@ -43,7 +43,8 @@ def test_the_example_shows_every_key_with_a_comment_above_it() -> None:
 
     walk(node, "")
     expected = _keys(Settings)
-    assert sorted(k for k in found if "." in k) == sorted(expected)
+    subsections = {k.rsplit(".", 1)[0] for k in expected if k.count(".") > 1}  # mail.smtp, mail.lmtp
+    assert sorted(k for k in found if "." in k and k not in subsections) == sorted(expected)
     for key in expected:
         above = lines[found[key] - 1].strip()
         assert above.startswith("#"), f"{key} has no comment above it"

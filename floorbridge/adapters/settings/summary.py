@@ -50,4 +50,10 @@ def describe(settings: Settings) -> str:
     for name, (enabled, env_name, where_to) in platforms.items():
         state = f"enabled, {where_to}, token: {_secret_state(s, name, env_name)}" if enabled else "disabled"
         lines.append(f"{name + ':':<10} {state}")
+    m = s.mail
+    receivers = [f"{label} on {r.host}:{r.port}" for label, r in (("SMTP", m.smtp), ("LMTP", m.lmtp)) if r.enabled]
+    receivers += [f"IMAP {box.username}@{box.host}:{box.port}/{box.mailbox} for {box.meeting}" for box in m.imap]
+    signed = _secret_state(s, "mail-hmac", m.http_secret_env)
+    lines.append(f"mail:      {', '.join(receivers) or 'no SMTP, LMTP or IMAP receiver'}; signed HTTP endpoint key: "
+                 f"{signed}; messages up to {m.max_bytes} bytes; rules for {len(m.meetings)} meeting(s)")
     return "\n".join(lines)
