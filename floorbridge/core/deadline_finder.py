@@ -56,7 +56,7 @@ EXCERPT_LIMIT = 200
 _LETTER = r"[^\W\d_]"
 _WORD_START = rf"(?={_LETTER})(?<!{_LETTER})"
 _WORD_END = rf"(?!{_LETTER})"
-_DASH = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+_DASH = r"\-\u2010\u2011\u2012\u2013\u2014\u2015\u2212"  # for character classes
 _WS = r"(?=\s)(?>[^\S\n]*\n?[^\S\n]*)"
 _ORDINAL = r"(?:er|re|st|nd|rd|th|º|°|ª)?"
 _RANGE_WORDS = r"(?:по|to|au|al|a|through|thru|till|hasta)"
@@ -436,6 +436,18 @@ class _Finder:
         end = self.folded.find("\n", pos)
         return start, len(self.folded) if end < 0 else end
 
+    def _short_line(self, pos: int, limit: int) -> tuple[int, int] | None:
+        """The bounds of the line around `pos`, or None when it is longer than `limit` on either side."""
+        start = self.folded.rfind("\n", max(0, pos - limit), pos) + 1
+        if start == 0 and pos > limit:
+            return None
+        end = self.folded.find("\n", pos, pos + limit + 1)
+        if end < 0:
+            if pos + limit < len(self.folded):
+                return None
+            end = len(self.folded)
+        return start, end
+
     def _dates_between(self, start: int, end: int) -> int:
         return bisect_left(self.date_starts, end) - bisect_left(self.date_starts, start)
 
@@ -445,9 +457,10 @@ class _Finder:
         for cue in self.cues:
             if not cue.cue.heading or cue.start < reach:
                 continue
-            line_start, line_end = self._line(cue.start)
-            if len(self.text[line_start:line_end].strip()) > 80 or self._dates_between(line_start, line_end):
+            line = self._short_line(cue.start, 100)
+            if line is None or len(self.text[line[0]:line[1]].strip()) > 80 or self._dates_between(*line):
                 continue
+            line_end = line[1]
             end = min(len(self.text), line_end + 1500)
             pos = line_end + 1
             while pos < end:
@@ -464,8 +477,8 @@ class _Finder:
         i = bisect_right(self.table_starts, d.start) - 1
         if i < 0 or not self.tables[i][0] <= d.start < self.tables[i][1]:
             return None
-        line_start, _ = self._line(d.start)
-        if d.start - line_start > 20 or not _LINE_LEAD.fullmatch(self.folded, line_start, d.start):
+        line_start = self.folded.rfind("\n", max(0, d.start - 21), d.start) + 1
+        if (line_start == 0 and d.start > 21) or not _LINE_LEAD.fullmatch(self.folded, line_start, d.start):
             return None
         return self.tables[i][2]
 
@@ -482,6 +495,14 @@ class _Finder:
                     return span, gap
             i -= 1
         return None
+
+    def _still_governs(self, span: _Span, d: _Date) -> bool:
+        """A cue reaches past another date only when a new kind keyword introduces this one."""
+        i = bisect_left(self.date_starts, d.start) - 1
+        if i < 0 or self.dates[i].start < span.end:
+            return True
+        k = bisect_left(self.kw_starts, self.dates[i].end)
+        return k < len(self.keywords) and self.keywords[k][1] <= d.start
 
     def _cue_after(self, d: _Date, sentence_end: int) -> _Span | None:
         i = bisect_left(self.cue_starts, d.end)
@@ -525,7 +546,7 @@ class _Finder:
             end = blank.start()
         kinds: list[DeadlineKind] = []
         for k in range(bisect_left(self.kw_starts, d.end), len(self.keywords)):
-            start, stop, kind = self.keywords[k]
+            _, stop, kind = self.keywords[k]
             if stop > end:
                 break
             if kind not in kinds:
@@ -590,6 +611,8 @@ class _Finder:
             table = self._table(d) if d.range_start is None else None
             governing = self._governing(d.range_start if d.range_start is not None else d.start, s_start,
                                         tight_only=d.range_start is not None)
+            if governing is not None and not self._still_governs(governing[0], d):
+                governing = None
             if table is not None:
                 table_end = self.tables[bisect_right(self.table_starts, d.start) - 1][1]
                 kinds = self._table_kinds(d, table_end)
@@ -606,7 +629,7 @@ class _Finder:
                     base -= 0.15
                 elif not span.cue.tight:
                     base -= 0.1 if gap > 100 else 0.05 if gap > 60 else 0.0
-                base -= 0.15 * self._dates_between(span.end, d.start)
+                base -= 0.1 * self._dates_between(span.end, d.start)
             elif table is not None:
                 base, lang = 0.7, table.lang
             elif d.range_start is None and (after := self._cue_after(d, s_end)) is not None:

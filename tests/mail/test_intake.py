@@ -167,6 +167,7 @@ async def test_html_only_letters_are_relayed_as_text_and_attachments_listed(worl
     mail = await world.intake.get(WSIS, await _receive(world, raw))
     assert mail.parsed is not None and "alert" not in mail.parsed.text
     assert [a.filename for a in mail.parsed.attachments] == ["CL-25-18.pdf"]
-    row = next(i for i, _, _ in await world.svc.outbox.rows() if i.outgoing.cause == f"announcement #{mail.id}")
-    text = row.outgoing.message.plain()
-    assert "CL-25-18.pdf (5 KB)" in text and "Attachment (not relayed)" in text
+    rows = {i.outgoing.chat.platform: i.outgoing.message.plain() for i, _, _ in await world.svc.outbox.rows()
+            if i.outgoing.cause == f"announcement #{mail.id}"}
+    assert "Attachment (not relayed): CL-25-18.pdf (5 KB)" in rows[Platform.TELEGRAM]
+    assert "Вложение (не пересылается): CL-25-18.pdf (5 KB)" in rows[Platform.MATRIX]  # that room reads Russian
