@@ -648,6 +648,41 @@ def _subject_kind(subject: str) -> DeadlineKind | None:
     return _KINDS[int(m.lastgroup[1:])][0]
 
 
+_DIGIT = re.compile(r"\d")
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+
+
+def _dated_chunks(text: str) -> list[str]:
+    """The parts of `text` the finder needs to read: every paragraph with a date in it, with the
+    paragraph before it (a heading such as "Key deadlines" or the sentence that names the kind).
+    Letters are mostly boilerplate without dates; a cue or keyword further away never counts."""
+    dates = _lexicon().dates
+    if _DIGIT.search(text) is None:
+        return []  # every date has a digit: most of a letter is read by this one quick scan
+    folded = _fold(text)
+    bounds = [0]
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        bounds.append(m.start())
+        bounds.append(m.end())
+    bounds.append(len(text))
+    paragraphs = list(zip(bounds[::2], bounds[1::2], strict=True))
+    wanted = [_DIGIT.search(text, start, end) is not None and dates.search(folded, start, end) is not None
+              for start, end in paragraphs]
+    keep = [w or (i + 1 < len(wanted) and wanted[i + 1]) for i, w in enumerate(wanted)]
+    chunks: list[str] = []
+    i = 0
+    while i < len(paragraphs):
+        if not keep[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < len(paragraphs) and keep[j + 1]:
+            j += 1
+        chunks.append(text[paragraphs[i][0]:paragraphs[j][1]])
+        i = j + 1
+    return chunks
+
+
 def find_deadlines(text: str, *, subject: str = "", sent: date | None = None) -> tuple[FoundDeadline, ...]:
     """Deadlines in `text`, in the order they appear, one per (kind, due) pair (the most confident occurrence kept)."""
     if isinstance(sent, datetime):
@@ -655,7 +690,9 @@ def find_deadlines(text: str, *, subject: str = "", sent: date | None = None) ->
     subject = subject if isinstance(subject, str) else ""
     text = text if isinstance(text, str) else ""
     hits = _Finder(subject, sent, None).run() if subject.strip() else []
-    hits += _Finder(text, sent, _subject_kind(subject) if subject else None).run()
+    subject_kind = _subject_kind(subject) if subject else None
+    for chunk in _dated_chunks(text):
+        hits += _Finder(chunk, sent, subject_kind).run()
     best: dict[tuple[DeadlineKind, date], _Hit] = {}
     for hit in hits:
         key = (hit.kind, hit.due)

@@ -27,7 +27,7 @@ from floorbridge.core.chats import ChatProfile, ChatRef, Platform, Subscription
 from floorbridge.core.ids import MeetingId
 
 ROOT = Path(__file__).resolve().parents[2]
-SEEDS = ROOT.parent / "shared" / "seeds"
+SEEDS = ROOT / "tests" / "data" / "seeds"  # the letters of ../shared/seeds, kept with the tests
 WSIS = MeetingId("wsis-2025")
 DLT = MeetingId("fg-dlt-1")
 NOW = datetime(2025, 2, 1, 9, 0, tzinfo=UTC)

@@ -93,3 +93,15 @@ def test_the_command_line(tmp_path: Path) -> None:
     wrong = subprocess.run([*run, "import-mail", "fg-dlt-1", str(tmp_path / "nope.mbox")], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 2 and "no such file or directory" in wrong.stderr
+
+
+async def test_copies_and_reused_message_ids_inside_one_batch(world: MailWorld, tmp_path: Path) -> None:
+    first = letter(BODY, message_id="<same@itu.int>")
+    other = letter(BODY + "\nA corrected version.\n", message_id="<same@itu.int>")
+    path = _mbox(tmp_path / "dups.mbox", [first, first, other, first])
+    report = await import_mail(world.intake, WSIS, path)  # one batch
+    assert (report.messages, report.archived, report.quarantined, report.copies) == (4, 1, 1, 2)
+    [archived] = await world.intake.store.listing(WSIS, archived=True)
+    assert archived.copies == 3
+    [held] = await world.intake.store.listing(WSIS, archived=False)
+    assert held.reason.startswith("duplicate: an earlier message received with this one has the same")

@@ -15,14 +15,12 @@ have not passed).
 
 from __future__ import annotations
 
-import asyncio
 import mailbox
 import re
 from collections import Counter
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from floorbridge.core.announcements import MailStatus
 from floorbridge.core.errors import InvalidInput, Problem
@@ -31,7 +29,6 @@ from floorbridge.core.ids import MeetingId
 from .intake import MailIntake
 
 BATCH = 200
-_QUOTED_FROM = re.compile(rb"^>+From ")
 
 
 @dataclass
@@ -49,39 +46,46 @@ class ImportReport:
         return out
 
 
-def _unquote(line: bytes) -> bytes:
-    return line[1:] if _QUOTED_FROM.match(line) else line
+_BLOCK = 1 << 20
+_SEPARATOR = re.compile(rb"\n\r?\nFrom ")  # a "From " line after a blank line starts the next message
+_QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
+
+
+def _message(data: bytes) -> bytes:
+    """One message between separators: the "From " line dropped, ">From " unquoted (mboxrd and
+    mboxo alike), the blank line that ends it in the file removed."""
+    newline = data.find(b"\n")
+    body = data[newline + 1 :] if newline >= 0 else b""
+    return _QUOTED.sub(rb"\1", body) if b">" in body else body
 
 
 def mbox_messages(path: Path) -> Iterator[bytes]:
-    """The raw messages of an mbox file, one at a time, without its "From " separator lines."""
+    """The raw messages of an mbox file, one at a time, reading it in blocks."""
     with path.open("rb") as f:
-        current: list[bytes] = []
-        started = False
-        previous_blank = True
-        for line in f:
-            if line.startswith(b"From ") and previous_blank:
-                if started and current:
-                    yield _finish(current)
-                current = []
-                started = True
-                previous_blank = False
+        buf = f.read(_BLOCK)
+        if buf.lstrip()[:5] != b"From " and buf.strip():
+            raise InvalidInput([Problem(str(path), "is not an mbox file: it does not start with a "
+                                                   "'From ' line")], source=str(path))
+        buf = buf.lstrip(b"\r\n")
+        start = 0
+        while True:
+            m = _SEPARATOR.search(buf, start + 1)
+            if m is not None:
+                yield _message(buf[start : m.start() + 1])
+                start = m.end() - 5  # at the next "From "
                 continue
-            if not started:
-                if line.strip():
-                    raise InvalidInput([Problem(str(path), "is not an mbox file: it does not start with a "
-                                                           "'From ' line")], source=str(path))
-                continue
-            current.append(_unquote(line))
-            previous_blank = line in (b"\n", b"\r\n")
-        if started and current:
-            yield _finish(current)
-
-
-def _finish(lines: list[bytes]) -> bytes:
-    if lines and lines[-1] in (b"\n", b"\r\n"):
-        lines = lines[:-1]  # the blank line before the next "From "
-    return b"".join(lines)
+            more = f.read(_BLOCK)
+            if not more:
+                break
+            buf = buf[start:] + more
+            start = 0
+        rest = buf[start:]
+        if rest.strip():
+            for blank in (b"\r\n", b"\n"):  # the blank line mbox writers put after the last message
+                if rest.endswith(blank + blank) or rest.endswith(b"\n" + blank):
+                    rest = rest[: -len(blank)]
+                    break
+            yield _message(rest)
 
 
 def maildir_messages(path: Path) -> Iterator[bytes]:
@@ -106,28 +110,14 @@ async def import_mail(intake: MailIntake, meeting_id: MeetingId, path: Path, *, 
         raise InvalidInput([Problem("meeting", f"there is no meeting {meeting_id!r}")], source=str(path))
     report = ImportReport()
     pending: list[bytes] = []
-    # One batch is written (in SQLite's or asyncpg's time) while the next is read and judged.
-    writing: asyncio.Task[None] | None = None
     for raw in messages_in(path):
         pending.append(raw)
         if len(pending) >= batch:
-            writing = await _next(writing, _store(intake, meeting_id, pending, report))
+            await _store(intake, meeting_id, pending, report)
             pending = []
     if pending:
-        writing = await _next(writing, _store(intake, meeting_id, pending, report))
-    if writing is not None:
-        await writing
+        await _store(intake, meeting_id, pending, report)
     return report
-
-
-async def _next(previous: asyncio.Task[None] | None, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """Start `work` once `previous` is done (its receipts are counted in order); at most two
-    batches are in memory."""
-    task = asyncio.create_task(work)
-    if previous is not None:
-        await previous
-    await asyncio.sleep(0)  # let the new batch start judging before the reader goes on
-    return task
 
 
 async def _store(intake: MailIntake, meeting_id: MeetingId, raws: list[bytes], report: ImportReport) -> None:

@@ -11,6 +11,8 @@ reminders follow.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -113,6 +115,7 @@ class MailIntake:
         self._dnsfunc = dnsfunc
         self._clock = clock
         self.max_bytes = settings.mail.max_bytes
+        self._publishing = asyncio.Lock()
 
     # ---------------------------------------------------------------- receiving
 
@@ -311,7 +314,21 @@ class MailIntake:
         self, meeting: Meeting, letters: Sequence[tuple[int, ParsedMail | None, Sequence[MailDeadline]]]
     ) -> None:
         """Put the letters' accepted deadlines into the meeting's deadlines (and take out the ones
-        now rejected), then publish the next version."""
+        now rejected), then publish the next version. One at a time in this process; a publish by
+        another process in between makes this one read the working copy again and retry."""
+        async with self._publishing:
+            for _attempt in range(5):
+                try:
+                    await self._publish_once(meeting, letters)
+                    return
+                except ConcurrentChange:
+                    continue
+            log.warning("deadlines from mail: other publishes kept coming first; they are in the working copy",
+                        extra={"meeting": meeting.id})
+
+    async def _publish_once(
+        self, meeting: Meeting, letters: Sequence[tuple[int, ParsedMail | None, Sequence[MailDeadline]]]
+    ) -> None:
         working = await self._agenda.working_copy(meeting.id)
         by_id = {d.id: d for d in working.deadlines}
         subjects = []
@@ -327,10 +344,5 @@ class MailIntake:
         comment = "deadlines from the announcement " + "; ".join(f"“{s[:80]}”" for s in subjects[:3])
         if len(subjects) > 3:
             comment += f" and {len(subjects) - 3} more"
-        try:
+        with contextlib.suppress(NothingToPublish):
             await self._publish(meeting.id, comment)
-        except NothingToPublish:
-            pass
-        except ConcurrentChange:
-            log.warning("deadlines from mail: another publish came first; they are in the working copy",
-                        extra={"meeting": meeting.id})

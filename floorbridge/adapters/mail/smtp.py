@@ -6,7 +6,8 @@ message and bounces it. After DATA the message is stored once per meeting before
 means it is in the database (archive or quarantine). A storage failure answers 451 and the sender
 retries; an identical copy of what was stored meanwhile is only counted. SMTP gives one reply;
 LMTP one per accepted recipient, in their order (RFC 2033 §4.2). A message over the size cap is
-refused during DATA (552) and never acknowledged.
+refused during DATA (552) and never acknowledged. Lines longer than RFC 5321's 1,000 octets
+(8bit text from clients that do not wrap) are accepted.
 """
 
 from __future__ import annotations
@@ -83,12 +84,25 @@ class MailHandler:
         return "451 4.3.0 The message cannot be stored now; try again later"
 
 
+# RFC 5321 allows 1,000 octets a line; mail clients that send 8bit text unwrapped go far beyond it.
+# Refusing them would bounce real letters, so lines up to this are taken (commands included).
+LINE_LIMIT = 1 << 16
+
+
+class _Smtp(SMTP):
+    line_length_limit = LINE_LIMIT
+
+
+class _Lmtp(LMTP):
+    line_length_limit = LINE_LIMIT
+
+
 class MailServer:
     """One listening SMTP or LMTP server inside the running event loop."""
 
     def __init__(self, intake: MailIntake, host: str, port: int, *, lmtp: bool, hostname: str = "floorbridge"):
         self._handler = MailHandler(intake, lmtp=lmtp)
-        self._factory: Any = LMTP if lmtp else SMTP
+        self._factory: Any = _Lmtp if lmtp else _Smtp
         self._host, self._port = host, port
         self._hostname = hostname
         self._max = intake.max_bytes

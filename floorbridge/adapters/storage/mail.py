@@ -183,9 +183,10 @@ def _add_all(conn: Connection, mails: list[NewMail], now: datetime) -> list[Adde
         status, reason, relay = mail.status, mail.reason, mail.relay
         key = _key_of(mail)
         if key is not None and (key in taken or key in keys_in_batch):
-            first = f"#{taken[key]}" if key in taken else "an earlier one of this batch"
+            first = (f"message #{taken[key]} in the archive" if key in taken
+                     else "an earlier message received with this one")
             status, key, relay = MailStatus.QUARANTINED, None, RelayState.NONE
-            reason = (f"duplicate: message {first} in the archive has the same Message-ID "
+            reason = (f"duplicate: {first} has the same Message-ID "
                       f"<{mail.parsed.message_id if mail.parsed else ''}> but different content")
         if key is not None:
             keys_in_batch[key] = len(rows)
