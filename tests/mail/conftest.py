@@ -7,7 +7,7 @@ ahead, so it can be accepted and published."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -25,6 +25,7 @@ from floorbridge.adapters.storage import SqlMailStore
 from floorbridge.app import Services, services
 from floorbridge.core.chats import ChatProfile, ChatRef, Platform, Subscription
 from floorbridge.core.ids import MeetingId
+from tests.fakes.dovecot import Dovecot, DovecotNotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "tests" / "data" / "seeds"  # the letters of ../shared/seeds, kept with the tests
@@ -150,3 +151,32 @@ async def world(tmp_path: Path) -> AsyncIterator[MailWorld]:
 async def strict_world(tmp_path: Path) -> AsyncIterator[MailWorld]:
     async for w in _world(tmp_path, "require"):
         yield w
+
+
+# ---------------------------------------------------------------- a real IMAP server (Dovecot)
+
+
+def new_server(**kwargs: object) -> Dovecot:
+    """A started Dovecot; without one on this machine the test fails (it is not skipped) and says why."""
+    try:
+        server = Dovecot(**kwargs)  # type: ignore[arg-type]
+    except DovecotNotFoundError as exc:
+        missing = str(exc)
+    else:
+        server.start()
+        return server
+    pytest.fail(missing, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    server = new_server()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def dovecot_no_idle() -> Iterator[Dovecot]:
+    server = new_server(idle=False)
+    yield server
+    server.close()

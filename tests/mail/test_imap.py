@@ -10,12 +10,14 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from floorbridge.adapters.mail.imap import ImapAccount, ImapAuthError, ImapPoller
-from tests.fakes.dovecot import Dovecot, DovecotNotFoundError, MailUser
+from tests.fakes.dovecot import Dovecot, MailUser
+
+from .conftest import new_server
 
 LOGGER = "floorbridge.mail.imap"
 
@@ -34,32 +36,6 @@ def message(subject: str, body: bytes = b"Hello.\n", *, charset: str = "us-ascii
 def crlf(raw: bytes) -> bytes:
     """Line endings as IMAP stores them (imaplib's APPEND turns bare LF into CRLF)."""
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-def new_server(**kwargs: object) -> Dovecot:
-    """A started Dovecot; without one on this machine the test fails (it is not skipped) and says why."""
-    try:
-        server = Dovecot(**kwargs)  # type: ignore[arg-type]
-    except DovecotNotFoundError as exc:
-        missing = str(exc)
-    else:
-        server.start()
-        return server
-    pytest.fail(missing, pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    server = new_server()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="session")
-def dovecot_no_idle() -> Iterator[Dovecot]:
-    server = new_server(idle=False)
-    yield server
-    server.close()
 
 
 @pytest.fixture
