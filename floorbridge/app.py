@@ -163,6 +163,7 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
         svc = await stack.enter_async_context(services(settings))
         if seed:
             await svc.seed()
+        await svc.mail.reconcile()
         snapshots = Snapshots(svc.store, settings.meetings.poll_seconds)
         await snapshots.start()
         stack.push_async_callback(snapshots.stop)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from floorbridge.adapters.mail.intake import MailIntake
+from floorbridge.adapters.mail.smtp import MailServer
 from floorbridge.adapters.settings import Settings, load_settings
 from floorbridge.adapters.storage import SqlMailStore
 from floorbridge.app import Services, services
@@ -145,6 +146,28 @@ async def _world(tmp_path: Path, dkim: str) -> AsyncIterator[MailWorld]:
 async def world(tmp_path: Path) -> AsyncIterator[MailWorld]:
     async for w in _world(tmp_path, "record"):
         yield w
+
+
+@pytest.fixture
+async def smtp(world: MailWorld) -> AsyncIterator[MailServer]:
+    """Our SMTP receiver on a free port of 127.0.0.1."""
+    async for server in _receiver(world, lmtp=False):
+        yield server
+
+
+@pytest.fixture
+async def lmtp(world: MailWorld) -> AsyncIterator[MailServer]:
+    async for server in _receiver(world, lmtp=True):
+        yield server
+
+
+async def _receiver(world: MailWorld, *, lmtp: bool) -> AsyncIterator[MailServer]:
+    server = MailServer(world.intake, "127.0.0.1", 0, lmtp=lmtp)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 @pytest.fixture

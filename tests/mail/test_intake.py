@@ -171,3 +171,25 @@ async def test_html_only_letters_are_relayed_as_text_and_attachments_listed(worl
             if i.outgoing.cause == f"announcement #{mail.id}"}
     assert "Attachment (not relayed): CL-25-18.pdf (5 KB)" in rows[Platform.TELEGRAM]
     assert "Вложение (не пересылается): CL-25-18.pdf (5 KB)" in rows[Platform.MATRIX]  # that room reads Russian
+
+
+async def test_deadlines_stored_but_not_published_before_a_crash_are_published_at_start(world: MailWorld) -> None:
+    published: list[str] = []
+    real_publish = world.intake._publish
+
+    async def crash(meeting_id: object, comment: str) -> object:
+        published.append(comment)
+        raise OSError("the process died here")
+
+    world.intake._publish = crash  # type: ignore[assignment]
+    with pytest.raises(OSError):
+        await _receive(world, letter(BODY))
+    [mail] = await world.intake.store.listing(WSIS, archived=True)  # the message itself is safe
+    slot = next(d for d in mail.deadlines if d.state is DeadlineState.ACCEPTED)
+    version = await world.svc.store.latest_version(WSIS)
+    assert version is not None and slot.id not in {d.id for d in version.deadlines}
+    world.intake._publish = real_publish  # type: ignore[assignment]
+    assert await world.intake.reconcile() >= 1
+    version = await world.svc.store.latest_version(WSIS)
+    assert version is not None and slot.id in {d.id for d in version.deadlines}
+    assert await world.intake.reconcile() == 0

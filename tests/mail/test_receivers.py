@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,22 +17,6 @@ from .conftest import DLT, WSIS, MailWorld, letter
 
 BODY = ("Dear Sir/Madam,\n\nRequests for speaking slots in the high-level segment must be received no later "
         "than 30 April 2025.\n\nYours faithfully,\nITU\n")
-
-
-@pytest.fixture
-async def smtp(world: MailWorld) -> AsyncIterator[MailServer]:
-    server = MailServer(world.intake, "127.0.0.1", 0, lmtp=False)
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def lmtp(world: MailWorld) -> AsyncIterator[MailServer]:
-    server = MailServer(world.intake, "127.0.0.1", 0, lmtp=True)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def _send(port: int, raw: bytes, rcpts: list[str]) -> dict[str, tuple[int, bytes]]:

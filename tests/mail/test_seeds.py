@@ -8,7 +8,6 @@ import asyncio
 import base64
 import html
 import smtplib
-from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
@@ -69,14 +68,6 @@ VARIANTS = {
     "windows-1251 declared as iso-8859-1": _lying,
     "html only, base64": _html_only,
 }
-
-
-@pytest.fixture
-async def smtp(world: MailWorld) -> AsyncIterator[MailServer]:
-    server = MailServer(world.intake, "127.0.0.1", 0, lmtp=False)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def _send(port: int, raw: bytes, meeting: str) -> None:

@@ -263,10 +263,7 @@ class MailIntake:
         return done
 
     async def relay(self, meeting_id: MeetingId, mail_id: int, by: str) -> StoredMail:
-        mail = await self.get(meeting_id, mail_id)
-        if mail.relay is not RelayState.WAITING:
-            raise InvalidInput([Problem(f"#{mail_id}", f"does not wait for approval (it is {mail.relay.value})")],
-                               source="mail")
+        mail = await self._awaiting_approval(meeting_id, mail_id)
         meeting = await self._agenda.get_meeting(meeting_id)
         after = replace(mail, relay=RelayState.RELAYED)
         done = await self.store.decide(mail, after, by=by, messages=await self._relay_if(meeting, after))
@@ -274,11 +271,15 @@ class MailIntake:
         return done
 
     async def decline(self, meeting_id: MeetingId, mail_id: int, by: str) -> StoredMail:
+        mail = await self._awaiting_approval(meeting_id, mail_id)
+        return await self.store.decide(mail, replace(mail, relay=RelayState.DECLINED), by=by)
+
+    async def _awaiting_approval(self, meeting_id: MeetingId, mail_id: int) -> StoredMail:
         mail = await self.get(meeting_id, mail_id)
         if mail.relay is not RelayState.WAITING:
             raise InvalidInput([Problem(f"#{mail_id}", f"does not wait for approval (it is {mail.relay.value})")],
                                source="mail")
-        return await self.store.decide(mail, replace(mail, relay=RelayState.DECLINED), by=by)
+        return mail
 
     async def decide_deadline(self, meeting_id: MeetingId, mail_id: int, deadline_id: str, *, accept: bool,
                               by: str, kind: DeadlineKind | None = None, due: date | None = None) -> StoredMail:
@@ -299,6 +300,21 @@ class MailIntake:
         if accept or target.state is DeadlineState.ACCEPTED:
             await self._publish_deadlines(meeting, [(mail_id, done.parsed, done.deadlines)] if done.parsed else [])
         return done
+
+    async def reconcile(self) -> int:
+        """Publish the accepted deadlines a crash left out of the meetings' published deadlines
+        (stored with their message, the process died before the publish). Returns how many."""
+        missing = 0
+        for meeting in await self._agenda.list_meetings():
+            latest = await self._agenda.latest_version(meeting.id)
+            working = {d.id for d in latest.deadlines} if latest is not None else set()
+            letters = [(m.id, m.parsed, m.deadlines) for m in await self.store.with_deadlines(meeting.id)
+                       if any(d.state is DeadlineState.ACCEPTED and d.id not in working for d in m.deadlines)]
+            if letters:
+                missing += sum(1 for _, _, ds in letters for d in ds if d.state is DeadlineState.ACCEPTED
+                               and d.id not in working)
+                await self._publish_deadlines(meeting, letters)
+        return missing
 
     async def _relay_if(self, meeting: Meeting, mail: StoredMail) -> list[OutgoingMessage]:
         if mail.relay is not RelayState.RELAYED:

@@ -139,6 +139,15 @@ class SqlMailStore:
         `messages`, if nobody changed the message since `before` was read (ConcurrentChange)."""
         return await run_write(self._engine, _decide, before, after, by, list(messages), self._clock())
 
+    async def with_deadlines(self, meeting_id: MeetingId) -> list[StoredMail]:
+        """The meeting's archived messages that have found deadlines."""
+        query = (select(*_LIST_COLUMNS)
+                 .where(mail_messages.c.meeting_id == meeting_id,
+                        mail_messages.c.status != MailStatus.QUARANTINED.value)
+                 .order_by(mail_messages.c.id))
+        async with reading(self._engine) as conn:
+            return [m for m in (_stored(r) for r in (await conn.execute(query)).all()) if m.deadlines]
+
     async def count(self) -> int:
         async with reading(self._engine) as conn:
             return int((await conn.execute(select(func.count()).select_from(mail_messages))).scalar() or 0)
