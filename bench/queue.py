@@ -213,6 +213,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await dc.start()
     await hs.start()
     service: asyncio.subprocess.Process | None = None
+    worker: asyncio.subprocess.Process | None = None
     try:
         guild = dc.add_guild("WSIS delegates")
         channels = [dc.add_channel(guild, f"delegate-{n}") for n in range(args.discord)]
@@ -237,7 +238,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cli = [sys.executable, str(ROOT / "run.py"), "--config", str(config)]
         await run_cli(cli, ["migrate"], env, tmp)
         service_log = (tmp / "service.log").open("wb")
-        service = await asyncio.create_subprocess_exec(*cli, "serve", env=env, cwd=tmp, stdout=service_log,
+        roles = ["--role", "web"] if args.split else []
+        service = await asyncio.create_subprocess_exec(*cli, "serve", *roles, env=env, cwd=tmp, stdout=service_log,
                                                        stderr=subprocess.STDOUT)
         base_url = f"http://127.0.0.1:{port}"
         base = f"{base_url}/api/v1/meetings/{WSIS}/sessions/{HLS}/speakers"
@@ -263,6 +265,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     return False
 
             await wait(ready, 120, "the service")
+            if args.split:  # the bots in a worker process of their own, once the web one has seeded
+                worker = await asyncio.create_subprocess_exec(
+                    *cli, "serve", "--role", "worker", "--no-seed", env=env, cwd=tmp,
+                    stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)
             await run_cli(cli, ["add-account", "chair", "--meeting", str(WSIS), "--role", "moderator"], env, tmp)
             await asyncio.sleep(3)  # the bots connect (Telegram polling, Discord gateway, Matrix sync)
             csrf = await sign_in(chair, base_url, password)
@@ -395,13 +401,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         })
         return result
     finally:
-        if service is not None and service.returncode is None:
-            service.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await service.wait()
-            except TimeoutError:
-                service.kill()
+        for process in (worker, service):
+            if process is not None and process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    async with asyncio.timeout(30):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
         await hs.stop()
         await dc.stop()
         await tg.stop()
@@ -440,6 +447,9 @@ def main() -> None:
     parser.add_argument("--reference-server", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--web-delegates", nargs=3, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--database", default=None, help="a database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--split", action="store_true",
+                        help="run the service as two processes, `serve --role web` and `serve --role worker` "
+                             "(needs --database postgresql+asyncpg://…)")
     args = parser.parse_args()
     if args.reference_server:
         reference_server(args.reference_server)
@@ -449,6 +459,8 @@ def main() -> None:
         web_delegates(url, int(n), float(at))
         return
     logging.basicConfig(level=logging.ERROR)
+    if args.split and not (args.database or "").startswith("postgresql"):
+        parser.error("--split needs --database postgresql+asyncpg://… (SQLite serves one process)")
     result = asyncio.run(run(args))
     print(json.dumps(result, indent=2), file=sys.stderr)
     keys = ("ack_p50_ms", "ack_p99_ms", "order_exact", "lost", "duplicates", "floor_notice_p99_ms")

@@ -30,6 +30,7 @@ from floorbridge.adapters.storage import (
     SqlSpeakerStore,
     open_store,
 )
+from floorbridge.adapters.storage.live import LiveEvents
 from floorbridge.adapters.web.console_auth import ConsoleAuth
 from floorbridge.adapters.web.fastpath import FastPathSite
 from floorbridge.adapters.web.keys import WebOptions
@@ -38,8 +39,9 @@ from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
 from floorbridge.calendar.feeds import render_feeds
 from floorbridge.core import usecases
-from floorbridge.core.errors import NotFound
-from floorbridge.core.ids import MeetingId
+from floorbridge.core.chats import Platform
+from floorbridge.core.errors import InvalidInput, NotFound, Problem
+from floorbridge.core.ids import MeetingId, SessionId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.ports import RenderedFeed
 from floorbridge.core.versions import AgendaVersion
@@ -155,43 +157,73 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         await store.close()
 
 
-async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | None = None) -> None:
-    """Run the web server, the enabled bots and their delivery until SIGINT/SIGTERM or `stop`."""
+ROLES = ("all", "web", "worker")
+
+
+def check_role(settings: Settings, role: str) -> None:
+    """Refuse, before anything starts, a split that cannot work."""
+    if role not in ROLES:
+        raise InvalidInput([Problem("--role", f"{role!r} is not one of {', '.join(ROLES)}")], source="serve")
+    if role != "all" and settings.database.is_sqlite:
+        raise InvalidInput([Problem("--role", f"a {role} process shares its database with other processes, and "
+                                              "SQLite cannot be shared that way: use PostgreSQL (database.url: "
+                                              "postgresql+asyncpg://…), or run one process with --role all")],
+                           source="serve")
+    if role == "worker" and settings.telegram.enabled and settings.telegram.mode == "webhook":
+        raise InvalidInput([Problem("--role", "Telegram in webhook mode posts its updates to the web server, which "
+                                              "a worker does not run: use telegram.mode: polling, or --role all")],
+                           source="serve")
+
+
+async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | None = None,
+                role: str = "all") -> None:
+    """Run until SIGINT/SIGTERM or `stop`: `all` runs everything; `web` the web server (feeds, API,
+    pages, console) and its lists of speakers; `worker` the bots, their delivery, the reminders and
+    the mail receivers. Processes of one database tell each other of changes (PostgreSQL)."""
+    check_role(settings, role)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    web_role, bots = role in ("all", "web"), role in ("all", "worker")
     async with AsyncExitStack() as stack:
         svc = await stack.enter_async_context(services(settings))
         if seed:
             await svc.seed()
         await svc.mail.reconcile()
+        live = _live_events(settings, svc)
+        await live.start()
+        stack.push_async_callback(live.stop)
         snapshots = Snapshots(svc.store, settings.meetings.poll_seconds)
         await snapshots.start()
         stack.push_async_callback(snapshots.stop)
-        personal = PersonalFeeds(svc.chats, settings.feeds.refresh_minutes, settings.feeds.alarm_offsets())
-        app = create_app(
-            snapshots,
-            WebOptions(settings.server.public_url, settings.server.max_body_bytes),
-            personal_feeds=personal,
-            floor_desk=svc.chat.floor,
-            speaker_store=svc.speakers,
-            console=svc.console,
-            slots=svc.chat.slots,
-            mail_intake=svc.mail,
-            mail_key=_secret_bytes(settings, "mail-hmac"),
-        )
-        svc.chat.add_configured()
-        for path, handler in svc.chat.webhooks.items():
-            app.router.add_post(path, handler)
-        runner = web.AppRunner(app, access_log=logging.getLogger("floorbridge.access"), handle_signals=False)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = FastPathSite(runner, snapshots, settings.server.host, settings.server.port)
-        await site.start()
-        await svc.chat.start()
+        if bots:
+            svc.chat.add_configured()
+        if web_role:
+            personal = PersonalFeeds(svc.chats, settings.feeds.refresh_minutes, settings.feeds.alarm_offsets())
+            app = create_app(
+                snapshots,
+                WebOptions(settings.server.public_url, settings.server.max_body_bytes),
+                personal_feeds=personal,
+                floor_desk=svc.chat.floor,
+                speaker_store=svc.speakers,
+                console=svc.console,
+                slots=svc.chat.slots,
+                mail_intake=svc.mail,
+                mail_key=_secret_bytes(settings, "mail-hmac"),
+                web_first=svc.chat.web_first,
+            )
+            for path, handler in svc.chat.webhooks.items():
+                app.router.add_post(path, handler)
+            runner = web.AppRunner(app, access_log=logging.getLogger("floorbridge.access"), handle_signals=False)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = FastPathSite(runner, snapshots, settings.server.host, settings.server.port)
+            await site.start()
+        await svc.chat.start(bots=bots)
         stack.push_async_callback(svc.chat.stop)
-        receivers = MailReceivers(svc.mail, settings)
-        await receivers.start()
-        stack.push_async_callback(receivers.stop)
+        if bots:
+            receivers = MailReceivers(svc.mail, settings)
+            await receivers.start()
+            stack.push_async_callback(receivers.stop)
         # What start-up made (settings, agenda, libraries) lives as long as the process: kept out of
         # the collector's full passes, which otherwise walk it all and stall answers (the web
         # acknowledgements' p99 went from about 160 ms to 30 ms under a burst).
@@ -202,7 +234,21 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             stack.callback(loop.remove_signal_handler, sig)
         log.info(
             "serving",
-            extra={"url": f"http://{settings.server.host}:{settings.server.port}", "meetings": len(snapshots.meetings)},
+            extra={"role": role, "meetings": len(snapshots.meetings),
+                   "url": f"http://{settings.server.host}:{settings.server.port}" if web_role else None},
         )
         await stop.wait()
         log.info("stopping")
+
+
+def _live_events(settings: Settings, svc: Services) -> LiveEvents:
+    floor = svc.chat.floor
+
+    def on_floor(meeting: str, session: str, version: int) -> None:
+        if floor is not None:
+            floor.changed_elsewhere(MeetingId(meeting), SessionId(session), version)
+
+    def on_outbox(platforms: list[str]) -> None:
+        svc.chat.engine.notify([Platform(p) for p in platforms if p in Platform.__members__.values()] or None)
+
+    return LiveEvents(settings.database_url(), on_floor=on_floor, on_outbox=on_outbox)

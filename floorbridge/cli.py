@@ -53,7 +53,7 @@ async def _with_services(settings: Settings, job: Callable[[Services], Awaitable
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    asyncio.run(serve(settings, seed=not args.no_seed))
+    asyncio.run(serve(settings, seed=not args.no_seed, role=args.role))
     return 0
 
 
@@ -178,6 +178,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the web server and feeds (migrates and seeds the demo meetings)")
     s.add_argument("--no-seed", action="store_true", help="do not import the configured seed meetings")
+    s.add_argument("--role", choices=["all", "web", "worker"], default="all",
+                   help="all (default): everything in one process; web: the web server and its lists of speakers; "
+                        "worker: the bots, delivery, reminders and mail receivers (web and worker need PostgreSQL)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("migrate", help="apply database migrations")

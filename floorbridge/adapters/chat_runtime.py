@@ -35,6 +35,7 @@ from .floor_service import FloorService
 from .settings import Settings
 from .slot_service import SlotService
 from .storage import SqlChatStore, SqlOutbox
+from .web_first import WebFirst
 
 log = logging.getLogger("floorbridge.chat")
 
@@ -93,6 +94,7 @@ class ChatRuntime:
 
     def __post_init__(self) -> None:
         self._turns = asyncio.Semaphore(CHAT_CONCURRENCY)  # shared by the platforms
+        self.web_first = WebFirst()
         self.staff = staff_from(self.settings)
         self.moderator_chats = moderator_chats_from(self.settings)
         self.floor: FloorService | None = None
@@ -111,7 +113,8 @@ class ChatRuntime:
     # ---------------------------------------------------------------- building
 
     def replies_for(self, platform: Platform) -> ReplyQueue:
-        return ReplyQueue(self.conversation, self.chats, lambda: self.engine.notify([platform]), self._turns)
+        return ReplyQueue(self.conversation, self.chats, lambda: self.engine.notify([platform]), self._turns,
+                          self.web_first)
 
     def limiter_for(self, platform: Platform) -> Limiter:
         s = self.settings
@@ -132,6 +135,7 @@ class ChatRuntime:
             failure_notices=self.failure_notices,
             poll_seconds=self.settings.bots.delivery_poll_seconds,
             clock=self.clock,
+            before_send=self.web_first.yield_to_web,
             **worker_options,
         )
         self.engine.workers[adapter.platform] = worker
@@ -211,9 +215,13 @@ class ChatRuntime:
                     profiles[chat] = profile
         return floor_notices(meeting, session, notices, profiles, lst.version)
 
-    async def start(self) -> None:
+    async def start(self, *, bots: bool = True) -> None:
+        """Start the lists of speakers' timer and, with `bots`, the platforms, their delivery and
+        the reminders (a web-only process leaves those to a worker process)."""
         if self.floor is not None:
             await self.floor.start()
+        if not bots:
+            return
         self.engine.start()
         for platform, adapter in self.adapters.items():
             try:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ ListKey = tuple[MeetingId, SessionId]
 # Builds the chat messages for notices (the bots' wording, in each speaker's language).
 NoticeWriter = Callable[[Meeting, Session, SpeakerList, Sequence[FloorNotice]], Awaitable[list[OutgoingMessage]]]
 MAX_BATCH = 500
+COMMIT_ATTEMPTS = 50  # against other processes storing the same list meanwhile
 
 
 @dataclass
@@ -137,6 +139,17 @@ class FloorService:
         if slot is not None:
             slot.watchers.discard(queue)
 
+    def changed_elsewhere(self, meeting_id: MeetingId, session_id: SessionId, version: int) -> None:
+        """Another process stored `version` of this list: forget the copy in memory (it is read
+        again when next needed) and wake the live pages. A commit in flight finds the change by
+        its compare-and-set and reapplies, as it always does."""
+        slot = self._slots.get((meeting_id, session_id))
+        if slot is None or (slot.lst is not None and slot.lst.version >= version):
+            return  # not followed here, or already this process's own change
+        if slot.committer is None or slot.committer.done():
+            slot.lst = None
+        self._changed(slot, version)
+
     # ---------------------------------------------------------------- changing
 
     async def request(self, meeting_id: MeetingId, session_id: SessionId, command: RequestFloor,
@@ -194,7 +207,11 @@ class FloorService:
                         p.done.set_exception(exc)
 
     async def _commit(self, key: ListKey, slot: _Slot, batch: list[_Pending]) -> None:
-        for _attempt in range(5):
+        for attempt in range(COMMIT_ATTEMPTS):
+            if attempt:
+                # Another process stored first: read its change and try again, after a short random
+                # pause so that two busy processes do not keep colliding.
+                await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2 ** attempt)))  # noqa: S311 (not crypto)
             if slot.lst is None:
                 slot.lst = await self._load(*key)
             lst = slot.lst.snapshot()  # the stored list stays as it is until this batch is stored

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -114,8 +114,12 @@ class PlatformWorker:
         poll_seconds: float = 1.0,
         backoff: Backoff = Backoff(),
         clock: Callable[[], datetime] = _utc_now,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.sender = sender
+        # Awaited before each round of sends: the process may ask delivery to give way a moment
+        # (web acknowledgements first).
+        self._before_send = before_send
         self.platform = sender.platform
         self._outbox = outbox
         self._limiter = limiter
@@ -171,6 +175,8 @@ class PlatformWorker:
         while not self._stopping:
             try:
                 await self._fetch_if_due()
+                if self._before_send is not None:
+                    await self._before_send()  # before the limiter hands out tokens, so none goes stale
                 wait = self._dispatch()
             except asyncio.CancelledError:
                 raise

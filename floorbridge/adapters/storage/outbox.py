@@ -18,6 +18,7 @@ from floorbridge.core.richtext import from_json, to_json
 
 from .engine import reading, run_write, writing
 from .group_commit import GroupCommit
+from .live import OUTBOX, notify_in, outbox_payload
 from .statements import upsert, utc_now
 from .tables import chat_threads, outbox, pinned_messages, subscriptions
 
@@ -61,6 +62,8 @@ def insert_outbox_rows(conn: Connection, messages: Sequence[OutgoingMessage], no
         rows = [_row(m, now) for m in messages[start : start + 500]]
         stmt = dialect.insert(outbox).values(rows).on_conflict_do_nothing(index_elements=["dedup_key"])
         added += max(conn.execute(stmt).rowcount or 0, 0)
+    if added:
+        notify_in(conn, OUTBOX, outbox_payload(m.chat.platform.value for m in messages))
     return added
 
 

@@ -31,6 +31,7 @@ from floorbridge.core.speakers import (
 )
 
 from .engine import reading, run_write
+from .live import FLOOR, notify_in
 from .outbox import insert_outbox_rows
 from .statements import utc_now
 from .tables import queue_audit, speaker_lists, speakers
@@ -125,6 +126,8 @@ def _save(conn: Connection, lst: SpeakerList, base_version: int, values: dict[st
     if audit:
         conn.execute(queue_audit.insert(), [_audit_row(list_id, e) for e in audit])
     insert_outbox_rows(conn, messages, now)
+    if lst.version != base_version:
+        notify_in(conn, FLOOR, f"{lst.meeting_id}/{lst.session_id}/{lst.version}")
 
 
 def _move_version(conn: Connection, lst: SpeakerList, base_version: int, values: dict[str, Any]) -> int:

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from floorbridge.adapters.mail.intake import MailIntake
 from floorbridge.adapters.slot_service import SlotService
+from floorbridge.adapters.web_first import WebFirst
 from floorbridge.core.ports import FloorDesk, SpeakerStore
 
 from . import api, feeds, floor, mail, pages, personal, slot_pages
 from . import console as console_pages
 from . import slots as slot_api
 from .console_auth import CONSOLE, ConsoleAuth
-from .errors import error_middleware
+from .errors import Handler, error_middleware
 from .keys import OPTIONS, SNAPSHOTS, WebOptions
 from .snapshot import Snapshots
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "meetings": len(request.app[SNAPSHOTS].meetings)})
+
+
+def _web_first(gate: WebFirst) -> Any:
+    """POSTs to the API (a delegate asking for the floor, a moderator's action, a request for a
+    speaking slot) go before the chat side's work while they are answered."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or not request.path.startswith("/api/"):
+            return await handler(request)
+        with gate.serving():
+            return await handler(request)
+
+    return middleware
 
 
 def create_app(
@@ -32,10 +49,12 @@ def create_app(
     slots: SlotService | None = None,
     mail_intake: MailIntake | None = None,
     mail_key: bytes | None = None,
+    web_first: WebFirst | None = None,
 ) -> web.Application:
     """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
     `personal_feeds` (the chat store) enables /ical/personal/{token}.ics."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=options.max_body_bytes)
+    middlewares = [error_middleware] if web_first is None else [_web_first(web_first), error_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=options.max_body_bytes)
     app[SNAPSHOTS] = snapshots
     app[OPTIONS] = options
     app.router.add_get("/healthz", healthz)

@@ -1,0 +1,116 @@
+"""Two floorbridge processes on one PostgreSQL database (two full sets of services, each with its
+own engine and its own LISTEN connection): a change of a list of speakers in one reaches the
+other's memory and live pages; outbox rows written by one wake the other's delivery; roles that
+cannot work are refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import pytest
+
+from floorbridge.adapters.settings import load_settings
+from floorbridge.adapters.storage.live import LiveEvents
+from floorbridge.app import Services, check_role, services
+from floorbridge.core.chats import ChatRef, Platform
+from floorbridge.core.errors import InvalidInput
+from floorbridge.core.ids import MeetingId, SessionId
+from floorbridge.core.outbox import OutgoingMessage
+from floorbridge.core.richtext import message, p
+from floorbridge.core.speakers import Actor, Channel, Participant, RequestFloor
+
+from .conftest import create_pg_database, drop_pg_database, pg_url
+
+pytestmark = pytest.mark.postgres
+
+WSIS = MeetingId("wsis-2025")
+SESSION = SessionId("hls-statements-1")
+
+
+class Process:
+    def __init__(self, svc: Services, live: LiveEvents, woken: list[list[str]]) -> None:
+        self.svc, self.live, self.woken = svc, live, woken
+
+    @property
+    def floor(self):  # type: ignore[no-untyped-def]
+        assert self.svc.chat.floor is not None
+        return self.svc.chat.floor
+
+
+@pytest.fixture
+async def two(postgres_available: None, tmp_path: Path) -> AsyncIterator[tuple[Process, Process]]:
+    name = await create_pg_database()
+    config = tmp_path / "fb.yaml"
+    config.write_text(f"database:\n  url: {pg_url(name)}\n")
+    settings = load_settings(config, env={})
+    try:
+        async with AsyncExitStack() as stack:
+            made = []
+            for _ in range(2):
+                svc = await stack.enter_async_context(services(settings))
+                woken: list[list[str]] = []
+                floor = svc.chat.floor
+                assert floor is not None
+                live = LiveEvents(settings.database_url(),
+                                  on_floor=lambda m, s, v, f=floor: f.changed_elsewhere(MeetingId(m), SessionId(s), v),
+                                  on_outbox=woken.append)
+                await live.start()
+                stack.push_async_callback(live.stop)
+                made.append(Process(svc, live, woken))
+            await made[0].svc.seed()
+            yield made[0], made[1]
+    finally:
+        await drop_pg_database(name)
+
+
+def _ask(key: str) -> RequestFloor:
+    return RequestFloor(Participant(key, f"Delegate {key}", "Ghana", Channel(key.partition(":")[0])))
+
+
+def _me(key: str) -> Actor:
+    return Actor(key, f"Delegate {key}", Channel(key.partition(":")[0]))
+
+
+async def _until(condition, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 (the events arrive on another connection)
+            await asyncio.sleep(0.02)
+
+
+async def test_a_change_in_one_process_reaches_the_other(two: tuple[Process, Process]) -> None:
+    a, b = two
+    assert (await b.floor.view(WSIS, SESSION)).order == []  # b follows the list, empty
+    watcher = b.floor.watch(WSIS, SESSION)
+    await a.floor.request(WSIS, SESSION, _ask("web:1"), _me("web:1"))
+    version = await asyncio.wait_for(watcher.get(), 5)  # b's live pages are woken
+    assert version == 1
+    seen = await b.floor.view(WSIS, SESSION)
+    assert [seen.speakers[i].participant.key for i in seen.order] == ["web:1"]
+    # And the other way round, interleaved: the final order is the order of receipt.
+    await b.floor.request(WSIS, SESSION, _ask("telegram:2"), _me("telegram:2"))
+    await a.floor.request(WSIS, SESSION, _ask("discord:3"), _me("discord:3"))
+    await _until(lambda: b.live.received >= 3)
+    final = await b.floor.view(WSIS, SESSION)
+    assert [final.speakers[i].participant.key for i in final.order] == ["web:1", "telegram:2", "discord:3"]
+
+
+async def test_outbox_rows_written_by_one_process_wake_the_others(two: tuple[Process, Process]) -> None:
+    a, b = two
+    b.woken.clear()
+    await a.svc.chats.enqueue([OutgoingMessage(ChatRef(Platform.DISCORD, "55"), message(p("hello")))])
+    await _until(lambda: ["discord"] in b.woken)
+
+
+def test_roles_that_cannot_work_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "fb.yaml"
+    config.write_text(f"database:\n  url: sqlite+aiosqlite:///{tmp_path}/fb.db\n")
+    settings = load_settings(config, env={})
+    check_role(settings, "all")
+    for role in ("web", "worker"):
+        with pytest.raises(InvalidInput, match="SQLite cannot be shared"):
+            check_role(settings, role)
+    with pytest.raises(InvalidInput, match="not one of all, web, worker"):
+        check_role(settings, "both")
