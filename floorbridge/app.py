@@ -34,6 +34,7 @@ from floorbridge.adapters.storage.live import LiveEvents
 from floorbridge.adapters.web.console_auth import ConsoleAuth
 from floorbridge.adapters.web.fastpath import FastPathSite
 from floorbridge.adapters.web.keys import WebOptions
+from floorbridge.adapters.web.metrics import MetricsSources
 from floorbridge.adapters.web.personal import PersonalFeeds
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
@@ -197,6 +198,13 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
         stack.push_async_callback(snapshots.stop)
         if bots:
             svc.chat.add_configured()
+        floor = svc.chat.floor
+        sources = MetricsSources(
+            outbox_depth=svc.outbox.depth, ping=svc.outbox.ping, role=role,
+            workers=lambda: {p.value: w.stats for p, w in svc.chat.engine.workers.items()},
+            floor_actions=lambda: floor.actions if floor is not None else {},
+            mail=lambda: svc.mail.received,
+        )
         if web_role:
             personal = PersonalFeeds(svc.chats, settings.feeds.refresh_minutes, settings.feeds.alarm_offsets())
             app = create_app(
@@ -210,6 +218,7 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
                 mail_intake=svc.mail,
                 mail_key=_secret_bytes(settings, "mail-hmac"),
                 web_first=svc.chat.web_first,
+                metrics_sources=sources,
             )
             for path, handler in svc.chat.webhooks.items():
                 app.router.add_post(path, handler)
@@ -218,6 +227,8 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             stack.push_async_callback(runner.cleanup)
             site = FastPathSite(runner, snapshots, settings.server.host, settings.server.port)
             await site.start()
+            fast = site.fast_path
+            sources.feeds = lambda: (fast.answered, fast.not_modified)
         await svc.chat.start(bots=bots)
         stack.push_async_callback(svc.chat.stop)
         if bots:

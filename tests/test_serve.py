@@ -109,3 +109,19 @@ def test_a_version_published_from_the_cli_is_served_without_restart(server: tupl
         pytest.fail("the new version was not served within 10 s")
     versions = json.loads(get(f"{base}/api/v1/meetings/fg-dlt-1/versions")[2])["versions"]
     assert [v["number"] for v in versions] == [1, 2]
+
+
+def test_readiness_and_metrics(server: tuple[str, Path]) -> None:
+    base, _ = server
+    status, _, body = get(base + "/readyz")
+    assert status == 200 and json.loads(body) == {"status": "ready", "problems": [], "role": "all"}
+    _, headers, _ = get(f"{base}/ical/wsis-2025.ics")
+    assert get(f"{base}/ical/wsis-2025.ics", {"If-None-Match": headers["ETag"]})[0] == 304
+    status, headers, text = get(base + "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    metrics = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+               if line and not line.startswith("#")}
+    assert metrics['floorbridge_feed_responses_total{status="200"}'] >= 1
+    assert metrics['floorbridge_feed_responses_total{status="304"}'] >= 1
+    assert 0 < metrics["floorbridge_feed_not_modified_ratio"] < 1
+    assert metrics["process_resident_memory_bytes"] > 10_000_000

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,6 +86,7 @@ class FloorService:
         self._receipts = itertools.count(1)
         self._ticker: asyncio.Task[None] | None = None
         self._sessions: dict[MeetingId, tuple[int, Meeting, dict[SessionId, Session]]] = {}
+        self.actions: Counter[str] = Counter()  # stored changes by command ("RequestFloor", "Next"…), for /metrics
 
     # ---------------------------------------------------------------- lifetime
 
@@ -239,6 +241,8 @@ class FloorService:
                     self._on_enqueued()
                 self._changed(slot, lst.version)
             for p, result in results:
+                if isinstance(result, Outcome):
+                    self.actions[type(p.command).__name__] += 1
                 if p.done.done():
                     continue
                 if isinstance(result, Outcome):

@@ -94,7 +94,8 @@ class WorkerStats:
     rate_limited: int = 0
     retried: int = 0
     failed: int = 0
-    latencies: list[float] = field(default_factory=list)  # seconds from enqueue to delivery
+    # Seconds from enqueue to delivery, of the latest sends (bounded: a process runs for months).
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
 
 def _utc_now() -> datetime:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -116,6 +117,7 @@ class MailIntake:
         self._clock = clock
         self.max_bytes = settings.mail.max_bytes
         self._publishing = asyncio.Lock()
+        self.received: Counter[tuple[str, str]] = Counter()  # (channel, status) of new messages, for /metrics
 
     # ---------------------------------------------------------------- receiving
 
@@ -154,6 +156,7 @@ class MailIntake:
         if accepted:
             await self._publish_deadlines(meeting, [(i, j.parsed, j.deadlines) for i, j in accepted if j.parsed])
         for r in receipts:
+            self.received[(channel, r.status.value if r.new else "copy")] += 1
             if r.new:
                 log.info("mail received", extra={"meeting": meeting_id, "mail": r.id, "channel": channel,
                                                  "status": r.status.value, "reason": r.reason})

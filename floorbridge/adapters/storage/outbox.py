@@ -4,10 +4,10 @@ caused them (save_version, subscribe, reminders), claimed and settled by the del
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -100,6 +100,25 @@ class SqlOutbox:
         async with reading(self._engine) as conn:
             rows = (await conn.execute(query)).all()
         return [_item(r) for r in rows]
+
+    async def depth(self) -> dict[str, tuple[int, float]]:
+        """Per platform: pending rows, and the age in seconds of the oldest (for /metrics)."""
+        query = (select(outbox.c.platform, func.count(), func.min(outbox.c.created_at))
+                 .where(outbox.c.status == OutboxStatus.PENDING.value).group_by(outbox.c.platform))
+        now = self._clock()
+        async with reading(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        out: dict[str, tuple[int, float]] = {}
+        for platform, count, oldest in rows:
+            if oldest is not None and oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            out[platform] = (int(count), (now - oldest).total_seconds() if oldest is not None else 0.0)
+        return out
+
+    async def ping(self) -> None:
+        """One round trip to the database (for /readyz); raises when it cannot be reached."""
+        async with reading(self._engine) as conn:
+            await conn.execute(select(1))
 
     async def mark_sent(self, item_id: int, platform_message_id: str) -> None:
         """Settled once the row is stored as sent; sends that finish together share a transaction."""

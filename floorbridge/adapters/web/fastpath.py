@@ -68,6 +68,7 @@ class FastPath:
         self.connections: set[FeedProtocol] = set()
         self.date = _DateHeader()
         self.answered = 0
+        self.not_modified = 0  # of those answered, 304s
         self.handed_over = 0
 
     def protocol(self) -> FeedProtocol:
@@ -204,6 +205,8 @@ class FeedProtocol(asyncio.Protocol):
         if method == b"GET" and variant.body:
             parts.append(variant.body)
         self._fast.answered += 1
+        if variant.status == 304:
+            self._fast.not_modified += 1
         if access_log.isEnabledFor(logging.INFO):
             size = len(variant.body) if method == b"GET" else 0
             access_log.info(

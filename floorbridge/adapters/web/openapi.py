@@ -355,6 +355,15 @@ def openapi_document(public_url: str) -> dict[str, Any]:
             "/healthz": {
                 "get": {"summary": "Liveness", "responses": {"200": {"description": "The process is serving"}}}
             },
+            "/readyz": {
+                "get": {"summary": "Readiness: the database answers and the meetings are loaded", "responses": {
+                    "200": {"description": "Ready"}, "503": {"description": "Not ready; `problems` says why"}}}
+            },
+            "/metrics": {
+                "get": {"summary": "Prometheus metrics (outbox, sends, 429s, retries, feeds, queue, mail)",
+                        "responses": {"200": {"description": "Prometheus text format",
+                                              "content": {"text/plain": {"schema": _STR}}}}}
+            },
             **_queue_paths(),
             **_slot_paths(),
             **_mail_paths(),

@@ -11,17 +11,13 @@ from floorbridge.adapters.slot_service import SlotService
 from floorbridge.adapters.web_first import WebFirst
 from floorbridge.core.ports import FloorDesk, SpeakerStore
 
-from . import api, feeds, floor, mail, pages, personal, slot_pages
+from . import api, feeds, floor, mail, metrics, pages, personal, slot_pages
 from . import console as console_pages
 from . import slots as slot_api
 from .console_auth import CONSOLE, ConsoleAuth
 from .errors import Handler, error_middleware
 from .keys import OPTIONS, SNAPSHOTS, WebOptions
 from .snapshot import Snapshots
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "meetings": len(request.app[SNAPSHOTS].meetings)})
 
 
 def _web_first(gate: WebFirst) -> Any:
@@ -50,6 +46,7 @@ def create_app(
     mail_intake: MailIntake | None = None,
     mail_key: bytes | None = None,
     web_first: WebFirst | None = None,
+    metrics_sources: metrics.MetricsSources | None = None,
 ) -> web.Application:
     """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
     `personal_feeds` (the chat store) enables /ical/personal/{token}.ics."""
@@ -57,7 +54,7 @@ def create_app(
     app = web.Application(middlewares=middlewares, client_max_size=options.max_body_bytes)
     app[SNAPSHOTS] = snapshots
     app[OPTIONS] = options
-    app.router.add_get("/healthz", healthz)
+    metrics.add_routes(app, metrics_sources)
     feeds.add_routes(app)
     api.add_routes(app)
     pages.add_routes(app)
