@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from floorbridge.core import log_context
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
@@ -24,6 +26,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+        for name, var in (("request_id", log_context.request_id), ("delivery_id", log_context.delivery_id)):
+            current = var.get()
+            if current is not None and name not in out:
+                out[name] = current
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from floorbridge.core import log_context
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.outbox import ChatThread, OutboxItem, OutboxKind, OutgoingMessage
@@ -239,6 +240,7 @@ class PlatformWorker:
     async def _deliver(self, item: OutboxItem, token: object) -> None:
         chat = item.outgoing.chat
         requeue = False
+        log_context.delivery_id.set(item.idempotency_key)  # this task's own context: its log lines say it
         try:
             requeue = await self._attempt(item, token)
         except asyncio.CancelledError:

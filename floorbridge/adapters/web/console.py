@@ -39,6 +39,7 @@ from .console_auth import CONSOLE, SESSION_COOKIE, Who
 from .keys import SNAPSHOTS
 from .pages import SECURITY_HEADERS
 from .snapshot import MeetingSnapshot
+from .throttle import FailureThrottle
 
 LOGIN_COOKIE = "fb_login_csrf"
 LOGIN_PATH = "/console/login"
@@ -244,10 +245,18 @@ async def login_submit(request: web.Request) -> web.Response:
                            error="The sign-in form had expired or was sent from another site; please sign in again.")
     username = " ".join(str(form.get("username", "")).split())
     password = str(form.get("password", ""))
+    keys = (f"ip:{request.remote or '?'}", f"user:{username.lower()[:MAX_USERNAME]}")
+    wait = request.app[SIGN_IN_THROTTLE].retry_after(*keys)
+    if wait > 0:
+        page = _login_page(request, status=429, username=username[:MAX_USERNAME], next_path=next_path,
+                           error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.")
+        page.headers["Retry-After"] = str(int(wait) + 1)
+        return page
     account = None
     if username and len(username) <= MAX_USERNAME and len(password) <= MAX_PASSWORD:
         account = await auth.check_password(username, password)
     if account is None:
+        request.app[SIGN_IN_THROTTLE].failed(*keys)
         # The same words whether the user exists or not (ConsoleAuth also takes the same time).
         return _login_page(request, status=401, username=username[:MAX_USERNAME], next_path=next_path,
                            error="Sign-in failed: wrong username or password.")
@@ -448,11 +457,15 @@ async def live_page(request: web.Request) -> web.Response:
     return _page(request, f"{s.title} — live list of speakers", body, script="live.js", private=False)
 
 
+SIGN_IN_THROTTLE = web.AppKey("sign_in_throttle", FailureThrottle)
+
+
 def add_routes(app: web.Application) -> None:
     """The console, its static files and the public live page (the console needs app[CONSOLE])."""
     app[STATIC] = load_static()
     r = app.router
     r.add_get(r"/static/{name:[a-z]+\.(?:js|css)}", static_file)
+    app[SIGN_IN_THROTTLE] = FailureThrottle()
     r.add_get(LOGIN_PATH, login_form)
     r.add_post(LOGIN_PATH, login_submit)
     r.add_get(LOGIN_PATH + "/{token}", login_with_link)

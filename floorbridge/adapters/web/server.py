@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -9,6 +11,7 @@ from aiohttp import web
 from floorbridge.adapters.mail.intake import MailIntake
 from floorbridge.adapters.slot_service import SlotService
 from floorbridge.adapters.web_first import WebFirst
+from floorbridge.core import log_context
 from floorbridge.core.ports import FloorDesk, SpeakerStore
 
 from . import api, feeds, floor, mail, metrics, pages, personal, slot_pages
@@ -18,6 +21,24 @@ from .console_auth import CONSOLE, ConsoleAuth
 from .errors import Handler, error_middleware
 from .keys import OPTIONS, SNAPSHOTS, WebOptions
 from .snapshot import Snapshots
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's log lines carry its id: the caller's X-Request-Id when it is a plain token
+    (a proxy's), else a new one; the answer says it too."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+    log_context.request_id.set(rid)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = rid
+        raise
+    response.headers["X-Request-Id"] = rid
+    return response
 
 
 def _web_first(gate: WebFirst) -> Any:
@@ -50,7 +71,9 @@ def create_app(
 ) -> web.Application:
     """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
     `personal_feeds` (the chat store) enables /ical/personal/{token}.ics."""
-    middlewares = [error_middleware] if web_first is None else [_web_first(web_first), error_middleware]
+    middlewares = [request_ids, error_middleware]
+    if web_first is not None:
+        middlewares.insert(1, _web_first(web_first))
     app = web.Application(middlewares=middlewares, client_max_size=options.max_body_bytes)
     app[SNAPSHOTS] = snapshots
     app[OPTIONS] = options
