@@ -35,6 +35,7 @@ from .floor_service import FloorService
 from .settings import Settings
 from .slot_service import SlotService
 from .storage import SqlChatStore, SqlOutbox
+from .storage.ownership import PlatformLocks
 from .web_first import WebFirst
 
 log = logging.getLogger("floorbridge.chat")
@@ -95,6 +96,8 @@ class ChatRuntime:
     def __post_init__(self) -> None:
         self._turns = asyncio.Semaphore(CHAT_CONCURRENCY)  # shared by the platforms
         self.web_first = WebFirst()
+        self._locks: PlatformLocks | None = None
+        self._started: set[Platform] = set()
         self.staff = staff_from(self.settings)
         self.moderator_chats = moderator_chats_from(self.settings)
         self.floor: FloorService | None = None
@@ -215,28 +218,43 @@ class ChatRuntime:
                     profiles[chat] = profile
         return floor_notices(meeting, session, notices, profiles, lst.version)
 
-    async def start(self, *, bots: bool = True) -> None:
+    async def start(self, *, bots: bool = True, locks_url: str | None = None,
+                    on_lost: Callable[[str], None] = lambda platform: None) -> None:
         """Start the lists of speakers' timer and, with `bots`, the platforms, their delivery and
-        the reminders (a web-only process leaves those to a worker process)."""
+        the reminders (a web-only process leaves those to a worker process). With `locks_url`
+        (PostgreSQL), each platform starts only once this process holds its lock."""
         if self.floor is not None:
             await self.floor.start()
         if not bots:
             return
-        self.engine.start()
-        for platform, adapter in self.adapters.items():
-            try:
-                await adapter.start()
-            except Exception:
-                log.exception("platform failed to start; its messages wait in the outbox",
-                              extra={"platform": platform})
+        if locks_url is not None:
+            self._locks = PlatformLocks(locks_url, [p.value for p in self.adapters],
+                                        on_acquired=self._start_platform, on_lost=on_lost)
+            await self._locks.start()
+        else:
+            for platform in self.adapters:
+                await self._start_platform(platform.value)
         self._reminders = asyncio.create_task(self._reminder_loop(), name="reminders")
+
+    async def _start_platform(self, name: str) -> None:
+        platform = Platform(name)
+        self.engine.workers[platform].start()
+        self._started.add(platform)
+        try:
+            await self.adapters[platform].start()
+        except Exception:
+            log.exception("platform failed to start; its messages wait in the outbox", extra={"platform": name})
 
     async def stop(self) -> None:
         if self._reminders is not None:
             self._reminders.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reminders
-        for adapter in self.adapters.values():
+        if self._locks is not None:
+            await self._locks.stop()
+        for platform, adapter in self.adapters.items():
+            if platform not in self._started:
+                continue
             try:
                 await adapter.stop()
             except Exception:

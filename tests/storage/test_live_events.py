@@ -10,10 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from floorbridge.adapters.settings import load_settings
 from floorbridge.adapters.storage.live import LiveEvents
+from floorbridge.adapters.storage.ownership import PlatformLocks
 from floorbridge.app import Services, check_role, services
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.errors import InvalidInput
@@ -22,7 +24,7 @@ from floorbridge.core.outbox import OutgoingMessage
 from floorbridge.core.richtext import message, p
 from floorbridge.core.speakers import Actor, Channel, Participant, RequestFloor
 
-from .conftest import create_pg_database, drop_pg_database, pg_url
+from .conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, pg_url
 
 pytestmark = pytest.mark.postgres
 
@@ -114,3 +116,41 @@ def test_roles_that_cannot_work_are_refused(tmp_path: Path) -> None:
             check_role(settings, role)
     with pytest.raises(InvalidInput, match="not one of all, web, worker"):
         check_role(settings, "both")
+
+
+async def test_a_platform_belongs_to_one_process_and_is_taken_over_when_its_owner_dies(
+        postgres_available: None) -> None:
+    name = await create_pg_database()
+    url = pg_url(name)
+    started: list[str] = []
+    lost: list[str] = []
+    first = PlatformLocks(url, ["telegram", "discord"], on_acquired=lambda p: _note(started, f"first {p}"),
+                          on_lost=lost.append, retry_seconds=0.1)
+    second = PlatformLocks(url, ["telegram", "discord"], on_acquired=lambda p: _note(started, f"second {p}"),
+                           on_lost=lost.append, retry_seconds=0.1)
+    try:
+        await first.start()
+        await _until(lambda: len(started) == 2)
+        await second.start()
+        await asyncio.sleep(0.5)
+        assert sorted(started) == ["first discord", "first telegram"]  # the second waits as a standby
+        await first.stop()  # the owner goes away (its sessions end, as with kill -9)
+        await _until(lambda: len(started) == 4, within=10)
+        assert sorted(started[2:]) == ["second discord", "second telegram"]
+        assert second.owned == {"telegram", "discord"} and lost == []
+        # An owner whose session is ended under it is told, and stops.
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
+                                "AND pid <> pg_backend_pid()", name)
+        finally:
+            await admin.close()
+        await _until(lambda: sorted(lost) == ["discord", "telegram"], within=10)
+    finally:
+        await first.stop()
+        await second.stop()
+        await drop_pg_database(name)
+
+
+async def _note(seen: list[str], what: str) -> None:
+    seen.append(what)
