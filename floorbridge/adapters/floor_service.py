@@ -209,6 +209,12 @@ class FloorService:
                         p.done.set_exception(exc)
 
     async def _commit(self, key: ListKey, slot: _Slot, batch: list[_Pending]) -> None:
+        async with self.store.exclusive(*key) as stored:
+            if stored is not None and slot.lst is not None and slot.lst.version != stored:
+                slot.lst = None  # another process changed it: read it once, under the lock
+            await self._commit_batch(key, slot, batch)
+
+    async def _commit_batch(self, key: ListKey, slot: _Slot, batch: list[_Pending]) -> None:
         for attempt in range(COMMIT_ATTEMPTS):
             if attempt:
                 # Another process stored first: read its change and try again, after a short random

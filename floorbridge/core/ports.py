@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -132,6 +133,11 @@ class SpeakerStore(Protocol):
         ...
 
     async def lists_of(self, meeting_id: MeetingId) -> list[SpeakerList]: ...
+
+    def exclusive(self, meeting_id: MeetingId, session_id: SessionId) -> AbstractAsyncContextManager[int | None]:
+        """Other processes' commits of the list wait while inside; yields its stored version (None
+        when only one process can write, as on SQLite)."""
+        ...
 
     async def save_changes(self, lst: SpeakerList, base_version: int, audit: Sequence[AuditEntry],
                            changed_speaker_ids: Sequence[int], messages: Sequence[OutgoingMessage]) -> None:

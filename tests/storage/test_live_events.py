@@ -154,3 +154,16 @@ async def test_a_platform_belongs_to_one_process_and_is_taken_over_when_its_owne
 
 async def _note(seen: list[str], what: str) -> None:
     seen.append(what)
+
+
+async def test_two_processes_asking_at_once_lose_nothing_and_keep_the_receipt_order(
+        two: tuple[Process, Process]) -> None:
+    a, b = two
+    asks = [(a if n % 2 else b, f"{'web' if n % 2 else 'telegram'}:{n}") for n in range(300)]
+    outcomes = await asyncio.gather(*(process.floor.request(WSIS, SESSION, _ask(key), _me(key))
+                                      for process, key in asks))
+    assert len(outcomes) == 300  # none refused after colliding with the other process
+    final = await a.floor.view(WSIS, SESSION)
+    waiting = [final.speakers[i] for i in final.order]
+    assert len(waiting) == 300 and len({s.participant.key for s in waiting}) == 300
+    assert [s.requested_at for s in waiting] == sorted(s.requested_at for s in waiting)

@@ -8,11 +8,13 @@ row from there, so of two processes saving from one version exactly one wins.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, select, update
+from sqlalchemy import Connection, Select, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -57,6 +59,27 @@ class SqlSpeakerStore:
                 return None
             found = await _speakers_of(conn, select(speakers).where(speakers.c.list_id == row.id))
         return _list(row, found.get(row.id, {}))
+
+    @asynccontextmanager
+    async def exclusive(self, meeting_id: MeetingId, session_id: SessionId) -> AsyncIterator[int | None]:
+        """While inside, other processes' commits of this list wait (a PostgreSQL advisory lock on
+        a connection of its own); yields the version stored now, so a stale copy is read again
+        once rather than retried against a moving target. On SQLite (one process) a no-op."""
+        if self._engine.dialect.name != "postgresql":
+            yield None
+            return
+        key = zlib.crc32(f"floorbridge:list:{meeting_id}/{session_id}".encode())
+        async with self._engine.connect() as conn:
+            await conn.execute(_LOCK, {"key": key})
+            try:
+                version = (await conn.execute(
+                    select(speaker_lists.c.version).where(speaker_lists.c.meeting_id == meeting_id,
+                                                          speaker_lists.c.session_id == session_id))).scalar()
+                await conn.commit()
+                yield int(version) if version is not None else 0
+            finally:
+                await conn.execute(_UNLOCK, {"key": key})
+                await conn.commit()
 
     async def lists_of(self, meeting_id: MeetingId) -> list[SpeakerList]:
         """Every list of the meeting, by session id."""
@@ -111,6 +134,10 @@ class SqlSpeakerStore:
         async with reading(self._engine) as conn:
             rows = (await conn.execute(query)).all()
         return [_audit(r) for r in rows]
+
+
+_LOCK = text("SELECT pg_advisory_lock(:key)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 
 
 def _save(conn: Connection, lst: SpeakerList, base_version: int, values: dict[str, Any],
