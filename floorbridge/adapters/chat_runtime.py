@@ -161,7 +161,7 @@ class ChatRuntime:
                 webhook_secret=secret.get_secret_value() if secret is not None else "",
                 command_descriptions=command_descriptions(),
             )
-            self.add(telegram)
+            self.add(telegram, concurrency=s.telegram.in_flight)
             if webhook:
                 self.webhooks[TELEGRAM_WEBHOOK] = telegram.webhook
         if s.discord.enabled:

@@ -255,6 +255,9 @@ class TelegramSettings(Section):
     webhook_secret_env: EnvName = "FLOORBRIDGE_TELEGRAM_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
     messages_per_second: int = Field(default=30, ge=1, le=1000)
     group_messages_per_minute: int = Field(default=20, ge=1, le=1000)
+    # Sends awaiting Telegram's answer at once. Telegram has no idempotency key: after a crash,
+    # each of them may be sent again, so 1 means at most one duplicate per crash.
+    in_flight: int = Field(default=1, ge=1, le=100)
 
 
 class DiscordSettings(Section):
