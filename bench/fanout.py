@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# bench/ is not a package path: its queue.py would shadow the standard library's queue.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from floorbridge.adapters.chat_runtime import ChatRuntime, command_descriptions  # noqa: E402
@@ -104,7 +106,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         runtime: ChatRuntime = stage.runtime(settings())
         runtime.add(TelegramAdapter(tg.token, base_url=tg.base_url, replies=runtime.replies_for(Platform.TELEGRAM),
-                                    poll_timeout=1), limiter=TelegramLimiter(30, 1.0, 20))
+                                    poll_timeout=1), limiter=TelegramLimiter(30, 1.0, 20),
+                    concurrency=settings().telegram.in_flight)  # as the service runs it
         runtime.add(DiscordAdapter(dc.token, replies=runtime.replies_for(Platform.DISCORD),
                                    commands=command_descriptions(), api_url=dc.api_url, gateway_url=dc.gateway_url,
                                    guild_ready_timeout=0.05), limiter=DiscordLimiter(50))

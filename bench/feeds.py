@@ -37,6 +37,8 @@ from datetime import time as dtime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# bench/ is not a package path: its queue.py would shadow the standard library's queue.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 from floorbridge.adapters.storage import open_store  # noqa: E402
