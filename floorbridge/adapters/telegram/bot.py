@@ -288,7 +288,10 @@ def _mapped_errors() -> Iterator[None]:
     try:
         yield
     except RetryAfter as exc:
-        raise RateLimited(_seconds(exc.retry_after), detail=exc.message) from exc
+        # Telegram's 429 does not say which limit it was. The limiter keeps every chat under its
+        # own (1 a second, 20 a minute in groups), so one that still comes is most likely the bot's
+        # flood control: every chat waits, or the next sends would only draw more 429s.
+        raise RateLimited(_seconds(exc.retry_after), whole_platform=True, detail=exc.message) from exc
     except Forbidden as exc:
         raise PermanentFailure(exc.message) from exc
     except ChatMigrated as exc:
