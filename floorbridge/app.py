@@ -262,6 +262,9 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
                                "process sends alone; start it again (a supervisor does) and it waits as a standby")
 
 
+_PLATFORMS = {p.value for p in Platform}
+
+
 def _live_events(settings: Settings, svc: Services) -> LiveEvents:
     floor = svc.chat.floor
 
@@ -270,6 +273,7 @@ def _live_events(settings: Settings, svc: Services) -> LiveEvents:
             floor.changed_elsewhere(MeetingId(meeting), SessionId(session), version)
 
     def on_outbox(platforms: list[str]) -> None:
-        svc.chat.engine.notify([Platform(p) for p in platforms if p in Platform.__members__.values()] or None)
+        known = [Platform(p) for p in platforms if p in _PLATFORMS]
+        svc.chat.engine.notify(known or None)  # none named (a reconnect): look at every platform
 
     return LiveEvents(settings.database_url(), on_floor=on_floor, on_outbox=on_outbox)

@@ -34,10 +34,6 @@ class WebFirst:
             if self._busy == 0:
                 self._idle.set()
 
-    @property
-    def busy(self) -> bool:
-        return self._busy > 0
-
     async def yield_to_web(self) -> None:
         """Wait until no web request is in flight, or `max_defer` seconds."""
         if self._busy:

@@ -13,6 +13,17 @@ from floorbridge.core.richtext import Inline, Part, Text, b, code, i, link
 from .i18n import Translator
 
 
+def kind_label(t: Translator, kind: DeadlineKind) -> str:
+    """What a deadline is for, in the reader's language."""
+    return {
+        DeadlineKind.REGISTRATION: t._("Registration"),
+        DeadlineKind.CONTRIBUTIONS: t._("Written contributions"),
+        DeadlineKind.VISA_SUPPORT: t._("Visa support request"),
+        DeadlineKind.SPEAKING_SLOT: t._("Speaking-slot request"),
+        DeadlineKind.OTHER: t._("Deadline"),
+    }[kind]
+
+
 class Viewer:
     """A delegate's view: their translator and zone next to the meeting's."""
 
@@ -79,14 +90,7 @@ class Viewer:
         return parts
 
     def kind_label(self, kind: DeadlineKind) -> str:
-        t = self.t
-        return {
-            DeadlineKind.REGISTRATION: t._("Registration"),
-            DeadlineKind.CONTRIBUTIONS: t._("Written contributions"),
-            DeadlineKind.VISA_SUPPORT: t._("Visa support request"),
-            DeadlineKind.SPEAKING_SLOT: t._("Speaking-slot request"),
-            DeadlineKind.OTHER: t._("Deadline"),
-        }[kind]
+        return kind_label(self.t, kind)
 
     def deadline_line(self, d: Deadline, today: date) -> list[Part]:
         due_day = d.due.astimezone(self.meeting_tz).date() if isinstance(d.due, datetime) else d.due

@@ -117,6 +117,12 @@ class MailRules:
     dkim: DkimPolicy = DkimPolicy.RECORD
     auto_accept: float | None = None
 
+    def mode_for(self, list_id: str) -> RelayMode | None:
+        """How mail of `list_id` is relayed; None when the List-Id allowlist refuses it."""
+        if not self.lists:
+            return self.default_mode
+        return self.lists.get(list_id)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -151,13 +157,10 @@ def sender_allowed(address: str, senders: tuple[str, ...]) -> bool:
 
 def judge(parsed: ParsedMail, rules: MailRules, dkim: DkimResult) -> Verdict:
     """Whether a readable message is accepted as one of the meeting's announcements, and why not."""
-    if rules.lists:
-        mode = rules.lists.get(parsed.list_id)
-        if mode is None:
-            shown = f"List-Id {parsed.list_id!r}" if parsed.list_id else "no List-Id header"
-            return Verdict(False, f"{shown} is not one of the meeting's lists ({', '.join(sorted(rules.lists))})")
-    else:
-        mode = rules.default_mode
+    mode = rules.mode_for(parsed.list_id)
+    if mode is None:
+        shown = f"List-Id {parsed.list_id!r}" if parsed.list_id else "no List-Id header"
+        return Verdict(False, f"{shown} is not one of the meeting's lists ({', '.join(sorted(rules.lists))})")
     if not parsed.sender_address:
         return Verdict(False, "no sender address in From")
     if not sender_allowed(parsed.sender_address, rules.senders):

@@ -193,3 +193,21 @@ async def test_deadlines_stored_but_not_published_before_a_crash_are_published_a
     version = await world.svc.store.latest_version(WSIS)
     assert version is not None and slot.id in {d.id for d in version.deadlines}
     assert await world.intake.reconcile() == 0
+
+
+async def test_the_moderators_list_holds_only_what_waits_for_them(world: MailWorld) -> None:
+    held = await _receive(world, letter(BODY, list_id="other.lists.example.org"))
+    waiting = await _receive(world, letter("Please register by 15 June 2025.\n", list_id=LIST_MODERATED))
+    passed = await _receive(world, letter("Please register by 15 January 2025.\n", list_id=LIST_AUTO))
+    done = await _receive(world, letter("Nothing to decide here.\n", list_id=LIST_AUTO))
+    assert [m.id for m in await world.intake.waiting(WSIS)] == [held, waiting]
+    assert (await world.intake.get(WSIS, passed)).deadlines[0].state is DeadlineState.PROPOSED  # passed: not asked
+    assert done not in [m.id for m in await world.intake.waiting(WSIS)]
+    await world.intake.relay(WSIS, waiting, "telegram:42")
+    assert [m.id for m in await world.intake.waiting(WSIS)] == [held, waiting]  # its deadline still waits
+    [deadline] = (await world.intake.get(WSIS, waiting)).deadlines
+    await world.intake.decide_deadline(WSIS, waiting, deadline.id, accept=False, by="telegram:42")
+    await world.intake.release(WSIS, held, "telegram:42")
+    released = await world.intake.get(WSIS, held)
+    assert released.relay is RelayState.WAITING  # the refused list's relay waits for approval
+    assert [m.id for m in await world.intake.waiting(WSIS)] == [held]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from floorbridge.adapters.mail.intake import rules_from
+from floorbridge.core.announcements import DkimPolicy, RelayMode
+
 from .conftest import Load, Refuse
 
 GOOD = """
@@ -20,11 +23,11 @@ mail:
 
 def test_a_full_mail_section_loads_normalised_with_its_secrets(load: Load) -> None:
     s = load(GOOD, {"WSIS_IMAP": "imap-pass", "FLOORBRIDGE_MAIL_HMAC_SECRET": "hmac-key"})
-    rules = s.mail.rules("wsis-2025")
-    assert rules.list_mode("wsis-announce.lists.itu.int") == "automatic"
-    assert rules.list_mode("other.example.org") is None
-    assert rules.senders == ("@itu.int", "tsbmail@itu.int")
-    assert s.mail.rules("fg-dlt-1").list_mode("anything") == "moderated"  # not configured: defaults
+    rules = rules_from(s.mail.rules("wsis-2025"))
+    assert rules.mode_for("wsis-announce.lists.itu.int") is RelayMode.AUTOMATIC
+    assert rules.mode_for("other.example.org") is None
+    assert rules.senders == ("@itu.int", "tsbmail@itu.int") and rules.dkim is DkimPolicy.REQUIRE
+    assert rules_from(s.mail.rules("fg-dlt-1")).mode_for("anything") is RelayMode.MODERATED  # not configured
     assert s.mail.smtp.port == 2525 and not s.mail.lmtp.enabled and s.mail.lmtp.port == 8024
     assert s.secret("imap:0") is not None and s.secret("imap:0").get_secret_value() == "imap-pass"  # type: ignore[union-attr]
     assert s.secret("mail-hmac") is not None

@@ -163,7 +163,9 @@ async def test_two_processes_asking_at_once_lose_nothing_and_keep_the_receipt_or
     outcomes = await asyncio.gather(*(process.floor.request(WSIS, SESSION, _ask(key), _me(key))
                                       for process, key in asks))
     assert len(outcomes) == 300  # none refused after colliding with the other process
-    final = await a.floor.view(WSIS, SESSION)
+    async with asyncio.timeout(5):  # the other process's last commit reaches `a` by its notification
+        while len((final := await a.floor.view(WSIS, SESSION)).order) < 300:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
     waiting = [final.speakers[i] for i in final.order]
     assert len(waiting) == 300 and len({s.participant.key for s in waiting}) == 300
     assert [s.requested_at for s in waiting] == sorted(s.requested_at for s in waiting)

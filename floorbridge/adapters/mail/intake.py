@@ -39,7 +39,7 @@ from floorbridge.core.chats import ChatProfile, ChatRef, Subscription
 from floorbridge.core.deadline import DeadlineKind
 from floorbridge.core.deadline_finder import find_deadlines
 from floorbridge.core.errors import ConcurrentChange, InvalidInput, NotFound, NothingToPublish, Problem
-from floorbridge.core.ids import MeetingId
+from floorbridge.core.ids import DeadlineId, MeetingId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.outbox import OutgoingMessage
 from floorbridge.core.ports import AgendaStore
@@ -230,13 +230,8 @@ class MailIntake:
         return mail
 
     async def waiting(self, meeting_id: MeetingId) -> list[StoredMail]:
-        today = self._clock().date()
-        out = []
-        for mail in await self.store.waiting(meeting_id):
-            open_deadlines = [d for d in mail.deadlines if d.state is DeadlineState.PROPOSED and d.found.due >= today]
-            if mail.status is MailStatus.QUARANTINED or mail.relay is RelayState.WAITING or open_deadlines:
-                out.append(mail)
-        return out
+        meeting = await self._agenda.get_meeting(meeting_id)
+        return await self.store.waiting(meeting_id, self._clock().astimezone(meeting.tz).date())
 
     async def release(self, meeting_id: MeetingId, mail_id: int, by: str) -> StoredMail:
         """Archive a quarantined message despite the rule that refused it; its deadlines are found
@@ -254,7 +249,8 @@ class MailIntake:
         rules = self.rules(meeting_id)
         today = self._clock().astimezone(meeting.tz).date()
         deadlines = self._deadlines(parsed, hashlib.sha256(raw).hexdigest(), rules, today)
-        mode = rules.lists.get(parsed.list_id, rules.default_mode) if rules.lists else rules.default_mode
+        # A list the allowlist refused is relayed as the meeting's default: a moderator approves it.
+        mode = rules.mode_for(parsed.list_id) or rules.default_mode
         relay = RelayState.RELAYED if mode is RelayMode.AUTOMATIC else RelayState.WAITING
         after = replace(mail, status=MailStatus.RELEASED, reason=f"released from quarantine ({mail.reason})",
                         parsed=parsed, subject=parsed.subject, sender=parsed.sender, relay=relay,
@@ -310,12 +306,14 @@ class MailIntake:
         missing = 0
         for meeting in await self._agenda.list_meetings():
             latest = await self._agenda.latest_version(meeting.id)
-            working = {d.id for d in latest.deadlines} if latest is not None else set()
-            letters = [(m.id, m.parsed, m.deadlines) for m in await self.store.with_deadlines(meeting.id)
-                       if any(d.state is DeadlineState.ACCEPTED and d.id not in working for d in m.deadlines)]
+            published = {d.id for d in latest.deadlines} if latest is not None else set()
+            letters = []
+            for mail in await self.store.with_accepted_deadlines(meeting.id):
+                left_out = [d for d in mail.deadlines if d.state is DeadlineState.ACCEPTED and d.id not in published]
+                if left_out:
+                    missing += len(left_out)
+                    letters.append((mail.id, mail.parsed, mail.deadlines))
             if letters:
-                missing += sum(1 for _, _, ds in letters for d in ds if d.state is DeadlineState.ACCEPTED
-                               and d.id not in working)
                 await self._publish_deadlines(meeting, letters)
         return missing
 
@@ -356,9 +354,9 @@ class MailIntake:
             subjects.append(subject)
             for md in deadlines:
                 if md.state is DeadlineState.ACCEPTED:
-                    by_id[md.id] = as_deadline(md, subject, self.archive_url(meeting.id, mail_id))  # type: ignore[index]
+                    by_id[DeadlineId(md.id)] = as_deadline(md, subject, self.archive_url(meeting.id, mail_id))
                 else:
-                    by_id.pop(md.id, None)  # type: ignore[call-overload]
+                    by_id.pop(DeadlineId(md.id), None)
         await self._agenda.replace_working_copy(meeting.id, working.sessions, list(by_id.values()))
         comment = "deadlines from the announcement " + "; ".join(f"“{s[:80]}”" for s in subjects[:3])
         if len(subjects) > 3:

@@ -338,12 +338,6 @@ class MeetingMailSettings(Section):
     # Deadlines found with at least this confidence are accepted without a moderator; none: never.
     auto_accept_confidence: float | None = Field(default=None, gt=0, le=1)
 
-    def list_mode(self, list_id: str) -> str | None:
-        """The relay mode for a message of `list_id`, None when the allowlist refuses it."""
-        if not self.lists:
-            return self.mode
-        return next((entry.mode for entry in self.lists if entry.list_id == list_id), None)
-
 
 class MailReceiverSettings(Section):
     enabled: bool = False

@@ -57,10 +57,6 @@ class LiveEvents:
         self._connected = asyncio.Event()
         self.received = 0
 
-    @property
-    def enabled(self) -> bool:
-        return self._enabled
-
     async def start(self, *, wait: float = 10.0) -> None:
         if not self._enabled:
             return

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from floorbridge.core.announcements import MailDeadline, MailStatus, ParsedMail, RelayState, StoredMail
+from floorbridge.core.announcements import DeadlineState, MailDeadline, MailStatus, ParsedMail, RelayState, StoredMail
 from floorbridge.core.codec import (
     mail_deadline_from_dict,
     mail_deadline_to_dict,
@@ -115,21 +115,11 @@ class SqlMailStore:
         async with reading(self._engine) as conn:
             return [_stored(r) for r in (await conn.execute(query)).all()]
 
-    async def waiting(self, meeting_id: MeetingId) -> list[StoredMail]:
-        """What moderators have to look at: the quarantine, relays to approve, deadlines to confirm."""
-        query = (select(*_LIST_COLUMNS).where(mail_messages.c.meeting_id == meeting_id)
-                 .order_by(mail_messages.c.id))
-        async with reading(self._engine) as conn:
-            rows = [_stored(r) for r in (await conn.execute(query)).all()]
-        return [m for m in rows if m.status is MailStatus.QUARANTINED or m.relay is RelayState.WAITING
-                or any(d.state.value == "proposed" for d in m.deadlines)]
-
-    async def thread_of(self, meeting_id: MeetingId, message_ids: Sequence[str]) -> list[StoredMail]:
-        """Archived messages of the meeting with one of these Message-IDs (a reply's ancestors)."""
-        keys = [k for k in (dedup_key(meeting_id, m) for m in message_ids) if k]
-        if not keys:
-            return []
-        query = select(*_LIST_COLUMNS).where(mail_messages.c.dedup_key.in_(keys))
+    async def waiting(self, meeting_id: MeetingId, today: date) -> list[StoredMail]:
+        """What moderators have to look at: the quarantine, relays to approve, deadlines to confirm
+        that have not passed by `today`."""
+        c = mail_messages.c
+        query = (select(*_LIST_COLUMNS).where(c.meeting_id == meeting_id, c.review_until >= today).order_by(c.id))
         async with reading(self._engine) as conn:
             return [_stored(r) for r in (await conn.execute(query)).all()]
 
@@ -139,14 +129,12 @@ class SqlMailStore:
         `messages`, if nobody changed the message since `before` was read (ConcurrentChange)."""
         return await run_write(self._engine, _decide, before, after, by, list(messages), self._clock())
 
-    async def with_deadlines(self, meeting_id: MeetingId) -> list[StoredMail]:
-        """The meeting's archived messages that have found deadlines."""
-        query = (select(*_LIST_COLUMNS)
-                 .where(mail_messages.c.meeting_id == meeting_id,
-                        mail_messages.c.status != MailStatus.QUARANTINED.value)
-                 .order_by(mail_messages.c.id))
+    async def with_accepted_deadlines(self, meeting_id: MeetingId) -> list[StoredMail]:
+        """The meeting's archived messages that have accepted deadlines."""
+        c = mail_messages.c
+        query = select(*_LIST_COLUMNS).where(c.meeting_id == meeting_id, c.accepted_deadlines).order_by(c.id)
         async with reading(self._engine) as conn:
-            return [m for m in (_stored(r) for r in (await conn.execute(query)).all()) if m.deadlines]
+            return [_stored(r) for r in (await conn.execute(query)).all()]
 
     async def count(self) -> int:
         async with reading(self._engine) as conn:
@@ -265,6 +253,7 @@ def _row(mail: NewMail, status: MailStatus, reason: str, relay: RelayState, key:
         "copies": 1,
         "decided_by": mail.decided_by,
         "decided_at": now if mail.decided_by else None,
+        **_review_columns(status, relay, mail.deadlines if status is not MailStatus.QUARANTINED else ()),
     }
 
 
@@ -284,6 +273,7 @@ def _decide(conn: Connection, before: StoredMail, after: StoredMail, by: str,
         "deadlines": [mail_deadline_to_dict(d) for d in after.deadlines],
         "decided_by": by,
         "decided_at": now,
+        **_review_columns(after.status, after.relay, after.deadlines),
     }
     if after.parsed is not None and after.parsed != before.parsed:
         p = after.parsed
@@ -300,6 +290,17 @@ def _decide(conn: Connection, before: StoredMail, after: StoredMail, by: str,
     if messages:
         insert_outbox_rows(conn, messages, now)
     return replace(after, decided_by=by)
+
+
+_UNTIL_DONE = date.max
+
+
+def _review_columns(status: MailStatus, relay: RelayState, deadlines: Sequence[MailDeadline]) -> dict[str, Any]:
+    proposed = [d.found.due for d in deadlines if d.state is DeadlineState.PROPOSED]
+    until = _UNTIL_DONE if status is MailStatus.QUARANTINED or relay is RelayState.WAITING else max(
+        proposed, default=None)
+    accepted = status is not MailStatus.QUARANTINED and any(d.state is DeadlineState.ACCEPTED for d in deadlines)
+    return {"review_until": until, "accepted_deadlines": accepted}
 
 
 def _stored(row: Any) -> StoredMail:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Double,
     ForeignKey,
@@ -405,8 +406,14 @@ mail_messages = Table(
     Column("copies", Integer, nullable=False),
     Column("decided_by", Text, nullable=False),
     Column("decided_at", UtcDateTime, nullable=True),
+    # Derived from status, relay and deadlines on every write, so that the moderators' list and the
+    # start-up check read only the rows they need: the last day a moderator has something to do
+    # with the message (NULL: nothing; 9999-12-31: until done), and whether it has accepted deadlines.
+    Column("review_until", Date, nullable=True),
+    Column("accepted_deadlines", Boolean, nullable=False),
     Index("ix_mail_messages_meeting", "meeting_id", "status", "id"),
     Index("ix_mail_messages_sha256", "sha256"),
+    Index("ix_mail_messages_review", "meeting_id", "review_until"),
 )
 
 # The platform message that starts a mail thread in a chat: later messages of the thread reply to

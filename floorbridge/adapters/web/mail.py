@@ -19,6 +19,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from floorbridge.bots.announcements import size_text
+from floorbridge.bots.i18n import translator
+from floorbridge.bots.present import kind_label
 from floorbridge.core.announcements import DeadlineState, MailStatus, RelayState, StoredMail
 from floorbridge.core.chats import Role
 from floorbridge.core.deadline import DeadlineKind
@@ -29,7 +31,7 @@ from ..mail.intake import MailIntake
 from .console import guard_page
 from .console_auth import CONSOLE
 from .errors import error_response
-from .pages import SECURITY_HEADERS
+from .pages import html_page
 
 MAIL = web.AppKey("mail_intake", MailIntake)
 MAIL_KEY = web.AppKey("mail_hmac_key", bytes)
@@ -39,13 +41,11 @@ MAX_SKEW_SECONDS = 300
 MAX_LISTED = 100
 STAFF = (Role.MODERATOR, Role.SECRETARIAT)
 
-KIND_LABELS = {
-    DeadlineKind.REGISTRATION: "Registration",
-    DeadlineKind.CONTRIBUTIONS: "Written contributions",
-    DeadlineKind.VISA_SUPPORT: "Visa support request",
-    DeadlineKind.SPEAKING_SLOT: "Speaking-slot request",
-    DeadlineKind.OTHER: "Other deadline",
-}
+_ENGLISH = translator("en")  # the archive and the console are in English
+
+
+def _kind(kind: DeadlineKind) -> str:
+    return kind_label(_ENGLISH, kind)
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:48rem;margin:auto;padding:1rem;line-height:1.5}
 .letter{white-space:pre-wrap;overflow-wrap:anywhere;border-left:3px solid #ccc;padding-left:1rem}
@@ -60,11 +60,7 @@ def signature(key: bytes, timestamp: str, body: bytes) -> str:
 
 
 def _page(title: str, body: str, *, status: int = 200, private: bool = False) -> web.Response:
-    html = ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>")
-    headers = {**SECURITY_HEADERS, "Cache-Control": "no-store" if private else "no-cache"}
-    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
+    return html_page(title, body, style=_STYLE, status=status, cache="no-store" if private else "no-cache")
 
 
 def _mail_id(request: web.Request) -> int:
@@ -184,7 +180,7 @@ def _deadline_items(mail: StoredMail) -> str:
         if d.state is DeadlineState.REJECTED:
             continue
         note = "" if d.state is DeadlineState.ACCEPTED else ' <span class="tag">to be confirmed</span>'
-        items.append(f"<li><strong>{escape(KIND_LABELS[d.found.kind])}</strong>: "
+        items.append(f"<li><strong>{escape(_kind(d.found.kind))}</strong>: "
                      f"{d.found.due:%d %B %Y}{note}</li>")
     return f"<h2>Deadlines</h2><ul>{''.join(items)}</ul>" if items else ""
 
@@ -257,14 +253,14 @@ def _review_card(meeting_id: str, mail: StoredMail, csrf: str) -> str:
     rows = []
     for d in mail.deadlines:
         kinds = "".join(f'<option value="{k.value}"{" selected" if k is d.found.kind else ""}>'
-                        f"{escape(KIND_LABELS[k])}</option>" for k in DeadlineKind)
+                        f"{escape(_kind(k))}</option>" for k in DeadlineKind)
         fields = (f'<input type="hidden" name="deadline" value="{escape(d.id)}">'
                   f'<select name="kind" aria-label="kind">{kinds}</select> '
                   f'<input type="date" name="due" value="{d.found.due.isoformat()}" aria-label="due date"> ')
         decide = (_button(meeting_id, mail.id, csrf, "accept-deadline", "Accept", fields)
                   + _button(meeting_id, mail.id, csrf, "reject-deadline", "Reject",
                             f'<input type="hidden" name="deadline" value="{escape(d.id)}">'))
-        rows.append(f"<tr><td>{escape(KIND_LABELS[d.found.kind])}</td><td>{d.found.due.isoformat()}</td>"
+        rows.append(f"<tr><td>{escape(_kind(d.found.kind))}</td><td>{d.found.due.isoformat()}</td>"
                     f"<td>{d.found.confidence:.2f}</td><td>{escape(d.state.value)}</td>"
                     f"<td>{escape(d.found.excerpt)}</td><td>{decide}</td></tr>")
     table = (f"<table><tr><th>Kind</th><th>Due</th><th>Confidence</th><th>State</th><th>Found in</th><th></th></tr>"

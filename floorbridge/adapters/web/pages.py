@@ -31,13 +31,22 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .
 .feeds a{margin-right:.75rem}"""
 
 
-def _page(title: str, body: str) -> web.Response:
+def html_page(title: str, body: str, *, style: str, status: int = 200, cache: str | None = None) -> web.Response:
+    """A page of the site without script: `body` is HTML already escaped by the caller; the
+    site's CSP and security headers, and `cache` as Cache-Control when given."""
     html = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>"
+        f"<title>{escape(title)}</title><style>{style}</style></head><body>{body}</body></html>"
     )
-    return web.Response(text=html, content_type="text/html", headers=SECURITY_HEADERS)
+    headers = dict(SECURITY_HEADERS)
+    if cache is not None:
+        headers["Cache-Control"] = cache
+    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
+
+
+def _page(title: str, body: str) -> web.Response:
+    return html_page(title, body, style=_STYLE)
 
 
 def _feed_row(public: str, meeting_id: str, key: str, label: str) -> str:

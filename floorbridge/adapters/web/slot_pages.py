@@ -30,7 +30,7 @@ from floorbridge.core.slots import FIELD_LIMITS, ProtocolRank, SlotCall, SlotReq
 from floorbridge.core.speakers import QueueRefused
 
 from .links import webcal
-from .pages import SECURITY_HEADERS
+from .pages import html_page
 from .slots import (
     SLOTS,
     deadline_text,
@@ -51,14 +51,7 @@ ol.speakers{padding-left:1.5rem}ol.speakers li{margin:.6rem 0}.when{color:#555;w
 
 
 def _page(title: str, body: str, *, status: int = 200, private: bool = False) -> web.Response:
-    html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>"
-    )
-    headers = dict(SECURITY_HEADERS)
-    headers["Cache-Control"] = "no-store" if private else "no-cache"
-    return web.Response(text=html, status=status, content_type="text/html", headers=headers)
+    return html_page(title, body, style=_STYLE, status=status, cache="no-store" if private else "no-cache")
 
 
 def _session_label(meeting: Meeting, sid: str, session: Session | None) -> str:

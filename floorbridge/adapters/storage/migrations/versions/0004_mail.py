@@ -49,11 +49,14 @@ def upgrade() -> None:
         sa.Column("copies", sa.Integer(), nullable=False),
         sa.Column("decided_by", sa.Text(), nullable=False),
         sa.Column("decided_at", UTC, nullable=True),
+        sa.Column("review_until", sa.Date(), nullable=True),
+        sa.Column("accepted_deadlines", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_mail_messages"),
         sa.UniqueConstraint("dedup_key", name="uq_mail_messages_dedup_key"),
     )
     op.create_index("ix_mail_messages_meeting", "mail_messages", ["meeting_id", "status", "id"])
     op.create_index("ix_mail_messages_sha256", "mail_messages", ["sha256"])
+    op.create_index("ix_mail_messages_review", "mail_messages", ["meeting_id", "review_until"])
     op.create_table(
         "chat_threads",
         sa.Column("platform", sa.String(16), nullable=False),
@@ -72,6 +75,7 @@ def downgrade() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("thread_key")
     op.drop_table("chat_threads")
+    op.drop_index("ix_mail_messages_review", table_name="mail_messages")
     op.drop_index("ix_mail_messages_sha256", table_name="mail_messages")
     op.drop_index("ix_mail_messages_meeting", table_name="mail_messages")
     op.drop_table("mail_messages")
