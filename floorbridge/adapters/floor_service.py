@@ -59,6 +59,7 @@ class _Pending:
 @dataclass
 class _Slot:
     lst: SpeakerList | None = None
+    stale: bool = False  # another process stored a later version: `lst` is refreshed before use
     pending: list[_Pending] = field(default_factory=list)
     committer: asyncio.Task[None] | None = None
     timer_sent: set[tuple[int, str]] = field(default_factory=set)
@@ -126,9 +127,7 @@ class FloorService:
         """A copy of the list as stored (an empty list for a session nobody has asked in yet)."""
         await self.session(meeting_id, session_id)
         slot = self._slots.setdefault((meeting_id, session_id), _Slot())
-        if slot.lst is None:
-            slot.lst = await self._load(meeting_id, session_id)
-        return slot.lst.snapshot()
+        return (await self._fresh((meeting_id, session_id), slot)).snapshot()
 
     def watch(self, meeting_id: MeetingId, session_id: SessionId) -> asyncio.Queue[int]:
         """A queue that receives the list's version after every stored change (latest only matters)."""
@@ -142,14 +141,13 @@ class FloorService:
             slot.watchers.discard(queue)
 
     def changed_elsewhere(self, meeting_id: MeetingId, session_id: SessionId, version: int) -> None:
-        """Another process stored `version` of this list: forget the copy in memory (it is read
-        again when next needed) and wake the live pages. A commit in flight finds the change by
-        its compare-and-set and reapplies, as it always does."""
+        """Another process stored `version` of this list: the copy in memory is brought up to date
+        when next needed (reading only what changed) and the live pages wake. A commit in flight
+        finds the change by its compare-and-set and reapplies, as it always does."""
         slot = self._slots.get((meeting_id, session_id))
         if slot is None or (slot.lst is not None and slot.lst.version >= version):
             return  # not followed here, or already this process's own change
-        if slot.committer is None or slot.committer.done():
-            slot.lst = None
+        slot.stale = True
         self._changed(slot, version)
 
     # ---------------------------------------------------------------- changing
@@ -176,12 +174,11 @@ class FloorService:
         if expected_version is None:
             # Read before any await (`lst` is the list as stored): whatever commits while this call
             # waits must count as a change.
-            expected_version = slot.lst.version if slot.lst is not None else None
+            # A copy another process has changed since does not count: the list as stored does.
+            expected_version = slot.lst.version if slot.lst is not None and not slot.stale else None
         await self.session(meeting_id, session_id)
         if expected_version is None:
-            if slot.lst is None:
-                slot.lst = await self._load(meeting_id, session_id)
-            expected_version = slot.lst.version
+            expected_version = (await self._fresh(key, slot)).version
         return await self._submit(key, command, actor, at, expected_version)
 
     async def _submit(self, key: ListKey, command: Command, actor: Actor, at: datetime,
@@ -195,6 +192,23 @@ class FloorService:
 
     async def _load(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList:
         return await self.store.load_list(meeting_id, session_id) or SpeakerList(meeting_id, session_id)
+
+    async def _fresh(self, key: ListKey, slot: _Slot) -> SpeakerList:
+        """The slot's list as stored: read whole the first time, then by what changed."""
+        held = slot.lst
+        if held is None:
+            slot.stale = False
+            held = slot.lst = await self._load(*key)
+        elif slot.stale:
+            slot.stale = False  # a notice arriving while this reads sets it again
+            try:
+                fresh = await self.store.refresh(held)
+            except BaseException:
+                slot.stale = True
+                raise
+            held = slot.lst if slot.lst is not None and slot.lst.version > fresh.version else fresh
+            slot.lst = held  # (a commit of this process may have landed meanwhile: the newer one stays)
+        return held
 
     async def _commit_loop(self, key: ListKey, slot: _Slot) -> None:
         while slot.pending:
@@ -211,7 +225,7 @@ class FloorService:
     async def _commit(self, key: ListKey, slot: _Slot, batch: list[_Pending]) -> None:
         async with self.store.exclusive(*key) as stored:
             if stored is not None and slot.lst is not None and slot.lst.version != stored:
-                slot.lst = None  # another process changed it: read it once, under the lock
+                slot.stale = True  # another process changed it: read its change once, under the lock
             await self._commit_batch(key, slot, batch)
 
     async def _commit_batch(self, key: ListKey, slot: _Slot, batch: list[_Pending]) -> None:
@@ -220,9 +234,7 @@ class FloorService:
                 # Another process stored first: read its change and try again, after a short random
                 # pause so that two busy processes do not keep colliding.
                 await asyncio.sleep(random.uniform(0, min(0.05, 0.002 * 2 ** attempt)))  # noqa: S311 (not crypto)
-            if slot.lst is None:
-                slot.lst = await self._load(*key)
-            lst = slot.lst.snapshot()  # the stored list stays as it is until this batch is stored
+            lst = (await self._fresh(key, slot)).snapshot()  # the stored list stays as it is until this batch is stored
             base = lst.version
             results: list[tuple[_Pending, Outcome | BaseException]] = []
             for p in batch:
@@ -240,7 +252,7 @@ class FloorService:
                 except ConcurrentChange:
                     log.info("list of speakers changed by another process; reapplying",
                              extra={"session": key[1]})
-                    slot.lst = None
+                    slot.stale = True
                     continue
                 slot.lst = lst
                 if messages:
@@ -279,7 +291,7 @@ class FloorService:
         now = self.clock()
         sent = 0
         for key, slot in list(self._slots.items()):
-            if slot.lst is None or slot.lst.current is None:
+            if slot.lst is None or slot.stale or slot.lst.current is None:
                 continue
             if slot.committer is not None and not slot.committer.done():
                 continue  # a change is being stored: look again at the next tick

@@ -132,6 +132,10 @@ class SpeakerStore(Protocol):
         """The whole list (all speakers, the waiting order, budgets), or None if never used."""
         ...
 
+    async def refresh(self, lst: SpeakerList) -> SpeakerList:
+        """The list as stored now, read from the copy `lst` by what changed since its version."""
+        ...
+
     async def lists_of(self, meeting_id: MeetingId) -> list[SpeakerList]: ...
 
     def exclusive(self, meeting_id: MeetingId, session_id: SessionId) -> AbstractAsyncContextManager[int | None]:

@@ -361,6 +361,40 @@ async def test_a_speaker_changed_twice_in_one_save_is_written_once(speakers_stor
     assert await speakers_store.load_list(MEETING.id, OPENING) == lst
 
 
+async def test_another_process_follows_the_list_by_the_speakers_that_changed(
+    speakers_store: SqlSpeakerStore, two_engines: list[SqlSpeakerStore]
+) -> None:
+    """A second process holding a copy of a 300-speaker list reads only the rows written since its
+    version, and ends with the list exactly as stored, every step of a session."""
+    writer, follower = two_engines
+    lst = SpeakerList(MEETING.id, OPENING)
+    await save(writer, lst, [request(n) for n in range(300)], T0)
+    held = await follower.refresh(SpeakerList(MEETING.id, OPENING))  # a copy older than any version
+    assert held == lst
+    steps = [[chair(Next())], [request(300), request(301)], [chair(Move(lst.order[-1], 1))],
+             [(Withdraw("web:7"), Actor("web:7", "Délégué·e 7", Channel.WEB))], [chair(EndSpeech())]]
+    for n, step in enumerate(steps):
+        await save(writer, lst, step, T0 + timedelta(minutes=n + 1))
+        queried: list[str] = []
+
+        def speakers_query(conn: Any, cursor: Any, sql: str, params: Any, context: Any, executemany: bool,
+                           queried: list[str] = queried) -> None:
+            if "FROM speakers" in sql:
+                queried.append(sql)
+
+        engine = follower._engine.sync_engine
+        event.listen(engine, "before_cursor_execute", speakers_query)
+        try:
+            refreshed = await follower.refresh(held)
+        finally:
+            event.remove(engine, "before_cursor_execute", speakers_query)
+        assert refreshed == lst, f"after step {n}: {step}"
+        assert refreshed.version == lst.version and held.version < lst.version
+        assert len(queried) == 1 and "changed_in" in queried[0], queried  # not the whole list
+        held = refreshed
+    assert await follower.refresh(held) is held  # nothing changed: nothing but the list row read
+
+
 # ---------------------------------------------------------------- the migration
 
 

@@ -60,6 +60,27 @@ class SqlSpeakerStore:
             found = await _speakers_of(conn, select(speakers).where(speakers.c.list_id == row.id))
         return _list(row, found.get(row.id, {}))
 
+    async def refresh(self, lst: SpeakerList) -> SpeakerList:
+        """The list as stored now, from `lst` (a copy the caller holds at some stored version):
+        only the speakers written since that version are read. Another process's commit of a
+        2,000-speaker list then costs the caller the few rows it changed, not the whole list."""
+        query = select(speaker_lists).where(
+            speaker_lists.c.meeting_id == lst.meeting_id, speaker_lists.c.session_id == lst.session_id
+        )
+        async with reading(self._engine) as conn:
+            row = (await conn.execute(query)).first()
+            if row is None or row.version < lst.version:
+                # Not stored (or older than the copy: not this list's history); read it whole.
+                return await self.load_list(lst.meeting_id, lst.session_id) or SpeakerList(lst.meeting_id,
+                                                                                           lst.session_id)
+            if row.version == lst.version:
+                return lst
+            found = await _speakers_of(conn, select(speakers).where(speakers.c.list_id == row.id,
+                                                                    speakers.c.changed_in > lst.version))
+        merged = dict(lst.speakers)
+        merged.update(found.get(row.id, {}))
+        return _list(row, merged)
+
     @asynccontextmanager
     async def exclusive(self, meeting_id: MeetingId, session_id: SessionId) -> AsyncIterator[int | None]:
         """While inside, other processes' commits of this list wait (a PostgreSQL advisory lock on
@@ -149,7 +170,7 @@ def _save(conn: Connection, lst: SpeakerList, base_version: int, values: dict[st
         stmt = stmt.on_conflict_do_update(
             index_elements=["list_id", "speaker_id"], set_={k: stmt.excluded[k] for k in _SPEAKER_VALUES}
         )
-        conn.execute(stmt, [_speaker_row(list_id, s) for s in changed])
+        conn.execute(stmt, [_speaker_row(list_id, s, lst.version) for s in changed])
     if audit:
         conn.execute(queue_audit.insert(), [_audit_row(list_id, e) for e in audit])
     insert_outbox_rows(conn, messages, now)
@@ -199,10 +220,11 @@ async def _speakers_of(conn: AsyncConnection, query: Select[Any]) -> dict[int, d
     return out
 
 
-def _speaker_row(list_id: int, s: Speaker) -> dict[str, Any]:
+def _speaker_row(list_id: int, s: Speaker, version: int) -> dict[str, Any]:
     p = s.participant
     return {
         "list_id": list_id,
+        "changed_in": version,
         "speaker_id": s.id,
         "participant_key": p.key,
         "name": p.name,

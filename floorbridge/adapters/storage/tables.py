@@ -218,6 +218,9 @@ outbox = Table(
     Column("last_error", Text, nullable=False),
     # Messages with the same key in one chat stay together in the platform's thread (0004).
     Column("thread_key", String(255), nullable=True),
+    # The process whose delivery worker took the row (PostgreSQL, FOR UPDATE SKIP LOCKED), until it
+    # is settled; a new owner of the platform takes back what a gone owner left unsettled (0005).
+    Column("claimed_by", String(64), nullable=True),
     Index("ix_outbox_due", "status", "platform", "not_before"),
 )
 
@@ -274,7 +277,11 @@ speakers = Table(
     Column("paused_at", UtcDateTime, nullable=True),
     Column("paused_seconds", Double, nullable=False),
     Column("allotted_seconds", Integer, nullable=False),
+    # The list version that last wrote the row: another process reads only what changed since the
+    # version it holds (0005).
+    Column("changed_in", Integer, nullable=False, server_default="0"),
     Index("ix_speakers_participant", "participant_key"),
+    Index("ix_speakers_changed", "list_id", "changed_in"),
 )
 
 queue_audit = Table(
