@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line (or plain text for a terminal), secrets redacted."""
+"""Structured logging: one JSON object per line (or plain text for a terminal), secrets redacted
+(in messages, fields and tracebacks alike)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 from floorbridge.core import log_context
@@ -35,24 +37,58 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-# A personal feed's token is its only credential: access logs must not keep it.
-_FEED_TOKEN = re.compile(r"(/ical/personal/)[^/.\s\"']+")
+# Paths whose last segment is a credential: a personal or slot feed's token, a one-time console
+# login link. Access logs and error lines must not keep them.
+_TOKEN_PATH = re.compile(r"(/ical/(?:personal|slot)/|/console/login/)[^/.\s\"'?#&<>]+")
+# The Telegram Bot API takes the bot's token in the path (/bot<id>:<secret>/method): redacted even
+# when it is not a configured secret (a test's, another bot's).
+_BOT_TOKEN = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+")
+# Matrix and other HTTP APIs may take an access token in the query string.
+_QUERY_TOKEN = re.compile(r"((?:access_token|token|secret|password)=)[^&\s\"'<>]+", re.IGNORECASE)
+# A database error's message lists the statement's bound values (a feed token, a chat's text).
+_SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\\n|\n|\"|$)", re.DOTALL)
+# Loggers that write every bound value of every statement: SQLAlchemy's echo (database.echo) and
+# aiosqlite's debug lines. Their statements are kept, their values are not.
+_SQL_ECHO = "sqlalchemy.engine"
+_PER_STATEMENT = ("aiosqlite",)
+
+
+class Redactor:
+    """Replaces every configured secret (as written and as JSON escapes it) and every credential
+    in a URL path or query by ***."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values: set[str] = set()
+        for secret in secrets:
+            if len(secret) >= 4:
+                values.add(secret)
+                values.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+                values.add(json.dumps(secret)[1:-1])
+        self.secrets = sorted(values, key=len, reverse=True)  # a longer secret before one it contains
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        text = _TOKEN_PATH.sub(r"\1***", text)
+        text = _BOT_TOKEN.sub(r"\1***", text)
+        text = _SQL_PARAMETERS.sub("[parameters: ***]", text)
+        return _QUERY_TOKEN.sub(r"\1***", text)
 
 
 class RedactSecrets(logging.Filter):
-    """Last line of defence: a secret value that reaches a log line is replaced by ***, and so is
-    the token in a personal feed's path (in the message and in the access log's fields)."""
+    """Redacts a record's message and its extra fields (the access log's, a request's path) before
+    any handler sees them. The handler configure_logging installs also redacts the whole formatted
+    line, tracebacks included: an exception's message may quote a token (python-telegram-bot's
+    InvalidToken does)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if len(s) >= 4]
-
-    def _redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return _FEED_TOKEN.sub(r"\1***", text)
+        self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(_SQL_ECHO) and record.msg == "[%s] %r" and isinstance(record.args, tuple):
+            record.args = (record.args[0], "[parameters not logged]")
         message = record.getMessage()
         redacted = self._redact(message)
         if redacted != message:
@@ -65,11 +101,39 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class RedactingHandler(logging.StreamHandler[Any]):
+    """Writes each formatted line (message, fields, traceback, stack) with its secrets redacted."""
+
+    def __init__(self, stream: Any, secrets: Iterable[str]) -> None:
+        super().__init__(stream)
+        self._redact = Redactor(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redact(super().format(record))
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json", secrets: Iterable[str] = ()) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    secrets = list(secrets)
+    handler = RedactingHandler(sys.stderr, secrets)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in _PER_STATEMENT:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+    # With echo on, SQLAlchemy gives its logger a handler of its own on stdout unless it has one:
+    # this one passes every line on to the redacting handler above.
+    echo = logging.getLogger(_SQL_ECHO + ".Engine")
+    if not any(isinstance(h, logging.NullHandler) for h in echo.handlers):
+        echo.addHandler(logging.NullHandler())
+    # An exception nobody caught is written through the same handler, not as a bare traceback.
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("floorbridge").critical("uncaught exception", exc_info=(kind, value, tb))
