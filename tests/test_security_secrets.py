@@ -22,9 +22,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from floorbridge.adapters.logs import JsonFormatter, RedactingHandler, RedactSecrets, configure_logging
+from floorbridge.adapters.settings import load_settings
 from floorbridge.adapters.web.keys import WebOptions
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
+from floorbridge.core.errors import InvalidInput
 from tests.fakes.telegram_api import FakeTelegram
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,3 +255,14 @@ def test_configure_logging_redacts_what_it_is_given(capsys: pytest.CaptureFixtur
         root.setLevel(level)
     err = capsys.readouterr().err
     assert "polling failed" in err and "OSError" in err and not leaked(err)
+
+
+def test_a_key_named_like_a_secret_is_refused_but_the_secretariat_is_people(tmp_path: Path) -> None:
+    config = tmp_path / "floorbridge.yaml"
+    config.write_text("meetings:\n  staff:\n    wsis-2025:\n      secretariat: [telegram:7]\n")
+    assert load_settings(config, env={}).meetings.staff["wsis-2025"].secretariat == ("telegram:7",)
+    config.write_text("telegram:\n  webhook_secret: hook-SECRET-w3bh00k\n")
+    with pytest.raises(InvalidInput) as caught:
+        load_settings(config, env={})
+    assert "telegram.webhook_secret: looks like a secret" in str(caught.value)
+    assert not leaked(str(caught.value))

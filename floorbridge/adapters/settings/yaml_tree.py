@@ -20,7 +20,8 @@ _FLOAT = "tag:yaml.org,2002:float"
 _BOOL = "tag:yaml.org,2002:bool"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
-SECRET_NAME = re.compile(r"token|passw(?:or)?d|secret|api[_-]?key|credential|private[_-]?key", re.IGNORECASE)
+# "secretariat" (meetings.staff.*.secretariat) is a list of people, not a secret.
+SECRET_NAME = re.compile(r"token|passw(?:or)?d|secret(?!ariat)|api[_-]?key|credential|private[_-]?key", re.IGNORECASE)
 
 
 class ConfigLoader(yaml.SafeLoader):
