@@ -131,6 +131,13 @@ class Services:
         return published
 
 
+def web_options(settings: Settings) -> WebOptions:
+    server = settings.server
+    return WebOptions(server.public_url, server.max_body_bytes, rate_limit=server.rate_limit.enabled,
+                      rate_per_second=server.rate_limit.per_address_per_second, rate_burst=server.rate_limit.burst,
+                      trusted_proxies=server.trusted_proxies)
+
+
 def _secret_bytes(settings: Settings, name: str) -> bytes | None:
     secret = settings.secret(name)
     return secret.get_secret_value().encode() if secret is not None else None
@@ -209,7 +216,7 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             personal = PersonalFeeds(svc.chats, settings.feeds.refresh_minutes, settings.feeds.alarm_offsets())
             app = create_app(
                 snapshots,
-                WebOptions(settings.server.public_url, settings.server.max_body_bytes),
+                web_options(settings),
                 personal_feeds=personal,
                 floor_desk=svc.chat.floor,
                 speaker_store=svc.speakers,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from ipaddress import ip_network
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -164,11 +165,37 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _proxy(text: str) -> str:
+    try:
+        return str(ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/8 or ::1)") from None
+
+
+class RateLimitSettings(Section):
+    """Requests each client address may make (a token bucket per address): `burst` at once, then
+    `per_address_per_second`. Generous by default: hundreds of delegates at a venue share one NAT
+    address. Over the limit, the answer is 429 with Retry-After."""
+
+    enabled: bool = True
+    per_address_per_second: float = Field(default=50.0, gt=0, le=1_000_000)
+    burst: int = Field(default=1000, ge=1, le=10_000_000)
+
+
 class ServerSettings(Section):
     host: Annotated[str, AfterValidator(_host)] = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     public_url: Annotated[str, AfterValidator(url_check(("http", "https"), bare=True))] = "http://127.0.0.1:8080"
-    max_body_bytes: int = Field(default=1 << 20, ge=1)
+    max_body_bytes: int = Field(default=1 << 20, ge=1, le=1 << 30)
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: a request from one
+    # of them counts against the address it forwarded for. Empty: the header is ignored.
+    trusted_proxies: Annotated[tuple[Annotated[str, AfterValidator(_proxy)], ...], BeforeValidator(_as_tuple)] = ()
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _empty_rate_limit(cls, value: Any) -> Any:
+        return {} if value is None else value
 
 
 class LoggingSettings(Section):

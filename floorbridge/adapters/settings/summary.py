@@ -11,6 +11,13 @@ def _secret_state(settings: Settings, name: str, env_name: str) -> str:
     return "set" if settings.secret(name) is not None else f"not set (${env_name} is unset or empty)"
 
 
+def _rate(s: Settings) -> str:
+    limit = s.server.rate_limit
+    if not limit.enabled:
+        return "no limit on requests per address"
+    return f"per address {limit.burst} requests at once, then {limit.per_address_per_second:g} a second"
+
+
 def describe(settings: Settings) -> str:
     s = settings
     url = make_url(s.database_url())
@@ -25,6 +32,8 @@ def describe(settings: Settings) -> str:
     lines = [
         f"server:    listening on {s.server.host}:{s.server.port}, public URL {s.server.public_url}, "
         f"request bodies up to {s.server.max_body_bytes} bytes",
+        f"           {_rate(s)}; X-Forwarded-For believed from "
+        f"{', '.join(s.server.trusted_proxies) or 'no proxy'}",
         f"logging:   {s.logging.level}, {s.logging.format}",
         f"database:  {shown_url} — {where}{db_extra}{', echoing SQL' if s.database.echo else ''}",
         f"meetings:  seed {', '.join(s.meetings.seed) or 'nothing'}; "

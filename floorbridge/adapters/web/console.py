@@ -38,6 +38,7 @@ from .conditional import not_modified
 from .console_auth import CONSOLE, SESSION_COOKIE, Who
 from .keys import SNAPSHOTS
 from .pages import SECURITY_HEADERS
+from .ratelimit import client_of
 from .snapshot import MeetingSnapshot
 from .throttle import FailureThrottle
 
@@ -245,7 +246,7 @@ async def login_submit(request: web.Request) -> web.Response:
                            error="The sign-in form had expired or was sent from another site; please sign in again.")
     username = " ".join(str(form.get("username", "")).split())
     password = str(form.get("password", ""))
-    keys = (f"ip:{request.remote or '?'}", f"user:{username.lower()[:MAX_USERNAME]}")
+    keys = (f"ip:{client_of(request) or '?'}", f"user:{username.lower()[:MAX_USERNAME]}")
     wait = request.app[SIGN_IN_THROTTLE].retry_after(*keys)
     if wait > 0:
         page = _login_page(request, status=429, username=username[:MAX_USERNAME], next_path=next_path,
@@ -273,8 +274,19 @@ async def login_with_link(request: web.Request) -> web.Response:
     if _PREVIEW_AGENTS.search(request.headers.get("User-Agent", "")):
         return _page(request, "floorbridge console", '<main class="narrow"><h1>Moderator console</h1>'
                      "<p>Open this one-time link in your browser to sign in.</p></main>")
+    # Links are 256 random bits, so guessing is hopeless; still, an address presenting dead links
+    # is held like one failing to sign in (the same counter: 10 in 5 minutes).
+    throttle, address = request.app[SIGN_IN_THROTTLE], f"ip:{client_of(request) or '?'}"
+    wait = throttle.retry_after(address)
+    if wait > 0:
+        body = ('<main class="narrow"><h1>Too many attempts</h1>'
+                f"<p>Too many failed sign-ins from your address; try again in {int(wait) + 1} seconds.</p></main>")
+        page = _page(request, "Too many attempts — floorbridge console", body, status=429)
+        page.headers["Retry-After"] = str(int(wait) + 1)
+        return page
     subject = await auth.use_login_link(request.match_info["token"])
     if subject is None:
+        throttle.failed(address)
         body = ('<main class="narrow"><h1>This link no longer works</h1>'
                 "<p>A console link can be used once, for a few minutes, and this one has been used or has expired. "
                 "Ask the bot for a new one: send <code>/console</code> to it in a private chat.</p>"

@@ -13,6 +13,12 @@ from .snapshot import Snapshots
 class WebOptions:
     public_url: str
     max_body_bytes: int = 1 << 20
+    # Per client address: `rate_burst` requests at once, then `rate_per_second` (server.rate_limit).
+    rate_limit: bool = True
+    rate_per_second: float = 50.0
+    rate_burst: int = 1000
+    # Addresses or networks of reverse proxies whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 SNAPSHOTS = web.AppKey("snapshots", Snapshots)

@@ -15,7 +15,7 @@ from floorbridge.adapters.web_first import WebFirst
 from floorbridge.core import log_context
 from floorbridge.core.ports import FloorDesk, SpeakerStore
 
-from . import api, feeds, floor, mail, metrics, pages, personal, slot_pages
+from . import api, feeds, floor, mail, metrics, pages, personal, ratelimit, slot_pages
 from . import console as console_pages
 from . import slots as slot_api
 from .console_auth import CONSOLE, ConsoleAuth
@@ -75,9 +75,11 @@ def create_app(
 ) -> web.Application:
     """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
     `personal_feeds` (the chat store) enables /ical/personal/{token}.ics."""
-    middlewares = [request_ids, error_middleware]
+    buckets = ratelimit.TokenBuckets(options.rate_per_second, options.rate_burst) if options.rate_limit else None
+    middlewares = [request_ids, ratelimit.middleware(buckets, ratelimit.networks(options.trusted_proxies)),
+                   error_middleware]
     if web_first is not None:
-        middlewares.insert(1, _web_first(web_first))
+        middlewares.insert(2, _web_first(web_first))
     app = web.Application(middlewares=middlewares, client_max_size=options.max_body_bytes)
     app[SNAPSHOTS] = snapshots
     app[OPTIONS] = options
