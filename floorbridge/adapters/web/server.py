@@ -21,6 +21,7 @@ from . import slots as slot_api
 from .console_auth import CONSOLE, ConsoleAuth
 from .errors import Handler, error_middleware
 from .keys import OPTIONS, SNAPSHOTS, WebOptions
+from .pages import SECURITY_HEADERS
 from .snapshot import Snapshots
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -59,6 +60,31 @@ def _web_first(gate: WebFirst) -> Any:
     return middleware
 
 
+# What any other answer (JSON, text, calendars, scripts, errors) carries: nothing on it may run or
+# be framed, and its type is not to be guessed.
+OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+HSTS = "max-age=31536000"
+
+
+def _security_headers(public_url: str) -> Any:
+    """Every answer the application gives, from a handler, a middleware or an error: the pages'
+    headers (CSP and the rest) on any HTML that lacks them, nosniff on everything, and HSTS when
+    the site is public over https. A handler's own (stricter or looser) CSP is kept."""
+    https = public_url.startswith("https://")
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        headers = response.headers
+        html = headers.get("Content-Type", "").startswith("text/html")
+        for name, value in SECURITY_HEADERS.items():
+            if html or name != "Content-Security-Policy":
+                headers.setdefault(name, value)
+        headers.setdefault("Content-Security-Policy", OTHER_CSP)
+        if https:
+            headers.setdefault("Strict-Transport-Security", HSTS)
+
+    return on_prepare
+
+
 def create_app(
     snapshots: Snapshots,
     options: WebOptions,
@@ -81,6 +107,7 @@ def create_app(
     if web_first is not None:
         middlewares.insert(2, _web_first(web_first))
     app = web.Application(middlewares=middlewares, client_max_size=options.max_body_bytes)
+    app.on_response_prepare.append(_security_headers(options.public_url))
     app[SNAPSHOTS] = snapshots
     app[OPTIONS] = options
     metrics.add_routes(app, metrics_sources)
