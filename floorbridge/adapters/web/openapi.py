@@ -170,6 +170,7 @@ _ERRORS = {
     "404": "Unknown meeting, session, call or request",
     "409": "Changed meanwhile (expected_version or expected_updated_at no longer current)",
     "422": "Refused by the rules (deadline passed, list closed, already asked…); error.code says which",
+    "429": "Too many requests from this address (server.rate_limit); Retry-After says when to try again",
 }
 
 
@@ -184,7 +185,7 @@ def _op(summary: str, params: list[dict[str, Any]], *, body: list[str] | None = 
             status: {"description": "OK", "content": {content: {"schema": {"type": "object"} if content ==
                                                                  "application/json" else _STR}}},
             **{code: {"description": _ERRORS[code], "content": {"application/json": {"schema": _ref("Error")}}}
-               for code in errors},
+               for code in (*errors, "429")},
         },
     }
     if note:
@@ -246,6 +247,12 @@ def _slot_paths() -> dict[str, Any]:
             "Approve (session, order, start, minutes), waitlist or reject (reason) a request", [_MEETING, _REF],
             body=["decision", "reason", "session", "order", "start", "minutes", "expected_updated_at"],
             errors=_ALL, note=_CONSOLE)},
+        m + "/slot-requests/{ref}/feed-token": {"post": _op(
+            "Revoke a request's private calendar link (secretariat); the old link answers 404",
+            [_MEETING, _REF], errors=("401", "403", "404", "409"), note=_CONSOLE)},
+        "/api/v1/slot-requests/{ref}/feed-token": {"post": _op(
+            "Replace the requester's own private calendar link; the old one answers 404", [_REF],
+            errors=("403", "404", "409"))},
         m + "/sessions/{session}/rolling-list": {"get": _op("Approved speakers of a session, in order",
                                                             [_MEETING, _SESSION])},
         "/api/v1/slot-requests/{ref}": {

@@ -21,6 +21,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -559,6 +560,38 @@ async def review_request(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- the private feed
 
 
+async def _renew_feed(service: SlotService, request: SlotRequest) -> SlotRequest:
+    """A new private calendar link for `request`; the old one answers 404 from now on. The change
+    bumps updated_at, so a review prepared on the old copy is refused rather than restoring the
+    old token."""
+    renewed = replace(request, feed_token=secrets.token_urlsafe(32), updated_at=service.clock())
+    await service.store.update_request(renewed, request.updated_at, [])
+    return renewed
+
+
+async def renew_my_feed(request: web.Request) -> web.Response:
+    """The requester's own calendar link, replaced (it leaked, it was shared by mistake)."""
+    refuse_cross_site(request)
+    service, _key, _call, mine = await _mine(request)
+    renewed = await _renew_feed(service, mine)
+    return web.json_response({"ref": renewed.ref, "feed_url": feed_url(request, renewed.feed_token),
+                              "revoked": True}, headers={"Cache-Control": "no-store"})
+
+
+async def revoke_feed(request: web.Request) -> web.Response:
+    """The secretariat revokes a request's calendar link; the requester finds the new one where
+    they find their request (the web, `slot mine` in chat). The new link is not shown here."""
+    service = request.app[SLOTS]
+    meeting_id, ref = MeetingId(request.match_info["meeting"]), request.match_info["ref"].upper()
+    await require_secretariat(request, meeting_id, csrf=True)
+    current = await service.store.get_request(ref)
+    if current is None or current.meeting_id != meeting_id:
+        raise NotFound(f"{meeting_id} has no speaking-slot request {ref!r}")
+    renewed = await _renew_feed(service, current)
+    return web.json_response({"ref": renewed.ref, "revoked": True})
+
+
+
 async def slot_feed(request: web.Request) -> web.Response:
     service = request.app[SLOTS]
     token = request.match_info["token"]
@@ -592,4 +625,6 @@ def add_routes(app: web.Application, service: SlotService) -> None:
     r.add_get("/api/v1/slot-requests/{ref}", get_mine)
     r.add_put("/api/v1/slot-requests/{ref}", change_mine)
     r.add_delete("/api/v1/slot-requests/{ref}", withdraw_mine)
+    r.add_post(meeting + "/slot-requests/{ref}/feed-token", revoke_feed)
+    r.add_post("/api/v1/slot-requests/{ref}/feed-token", renew_my_feed)
     r.add_get("/ical/slot/{token}.ics", slot_feed)
