@@ -12,6 +12,7 @@ from floorbridge.core.ids import slugify
 from floorbridge.core.versions import AgendaVersion
 
 from .keys import OPTIONS, SNAPSHOTS
+from .limits import shown, whole_number
 from .links import feed_links
 from .openapi import openapi_document
 from .snapshot import MeetingSnapshot
@@ -21,9 +22,10 @@ def _int_param(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise InvalidInput([Problem(f"query parameter {name!r}", f"{raw!r} is not a positive whole number")])
-    return int(raw)
+    number = whole_number(raw)
+    if not number:
+        raise InvalidInput([Problem(f"query parameter {name!r}", f"{shown(raw)} is not a positive whole number")])
+    return number
 
 
 def _snapshot(request: web.Request) -> MeetingSnapshot:
@@ -114,9 +116,10 @@ async def list_versions(request: web.Request) -> web.Response:
 
 def _version_number(request: web.Request) -> int:
     raw = request.match_info["number"]
-    if not raw.isdigit() or int(raw) < 1:
-        raise InvalidInput([Problem("path", f"version {raw!r} is not a positive whole number")])
-    return int(raw)
+    number = whole_number(raw)
+    if not number:
+        raise InvalidInput([Problem("path", f"version {shown(raw)} is not a positive whole number")])
+    return number
 
 
 async def get_version(request: web.Request) -> web.Response:

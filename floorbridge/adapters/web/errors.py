@@ -10,6 +10,8 @@ from aiohttp import web
 from floorbridge.core.errors import ConcurrentChange, InvalidInput, NotFound
 from floorbridge.core.speakers import NotAllowed, QueueRefused
 
+from .limits import capped
+
 log = logging.getLogger("floorbridge.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,8 +30,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except NotFound as e:
         return error_response(request, 404, "not_found", str(e))
     except InvalidInput as e:
-        problems = [{"where": p.where, "what": p.what} for p in e.problems]
-        return error_response(request, 400, "invalid_input", str(e.problems[0]), problems=problems)
+        listed = capped(list(e.problems))
+        problems = [{"where": p.where, "what": p.what} for p in listed]
+        return error_response(request, 400, "invalid_input", str(listed[0]), problems=problems)
     except ConcurrentChange as e:
         return error_response(request, 409, "conflict", str(e))
     except NotAllowed as e:

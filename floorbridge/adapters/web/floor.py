@@ -50,6 +50,7 @@ from floorbridge.core.speakers import (
 )
 
 from .console_auth import CONSOLE, ConsoleAuth
+from .limits import read_json, shown
 
 DELEGATE_COOKIE = "fb_delegate"
 _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -171,10 +172,7 @@ def _delegate_key(request: web.Request) -> str:
 
 async def _payload(request: web.Request) -> dict[str, Any]:
     if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput([Problem("body", f"is not valid JSON ({exc})")]) from None
+        data = await read_json(request)
     else:
         data = dict(await request.post())
     if not isinstance(data, dict):
@@ -200,7 +198,7 @@ def _speech_type(data: dict[str, Any], problems: list[Problem]) -> SpeechType:
     try:
         return SpeechType(raw)
     except ValueError:
-        problems.append(Problem("speech_type", f"{raw!r} is not one of: {', '.join(t.value for t in SpeechType)}"))
+        problems.append(Problem("speech_type", f"{shown(raw)} is not one of: {', '.join(t.value for t in SpeechType)}"))
         return SpeechType.CONTRIBUTION
 
 
@@ -287,7 +285,7 @@ def _command(data: dict[str, Any]) -> Command:
         command = Withdraw(_text(data, "participant", problems))
     else:
         names = sorted([*simple, "start", "remove", "move", "set_time", "set_budget", "add", "withdraw"])
-        problems.append(Problem("action", f"{action!r} is not one of: {', '.join(names)}"))
+        problems.append(Problem("action", f"{shown(action)} is not one of: {', '.join(names)}"))
     if problems or command is None:
         raise InvalidInput(problems)
     return command

@@ -31,6 +31,7 @@ from ..mail.intake import MailIntake
 from .console import guard_page
 from .console_auth import CONSOLE
 from .errors import error_response
+from .limits import shown, whole_number
 from .pages import html_page
 
 MAIL = web.AppKey("mail_intake", MailIntake)
@@ -65,9 +66,10 @@ def _page(title: str, body: str, *, status: int = 200, private: bool = False) ->
 
 def _mail_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput([Problem("path", f"{raw[:30]!r} is not a message number")])
-    return int(raw)
+    number = whole_number(raw)
+    if number is None:
+        raise InvalidInput([Problem("path", f"{shown(raw)} is not a message number")])
+    return number
 
 
 async def _archived(request: web.Request) -> StoredMail:
@@ -133,7 +135,8 @@ async def receive_signed(request: web.Request) -> web.Response:
         return error_response(request, 413, "too_large", f"the message is over the cap of {intake.max_bytes} bytes")
     stamp = request.headers.get(TIMESTAMP_HEADER, "")
     sent = request.headers.get(SIGNATURE_HEADER, "")
-    if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_SKEW_SECONDS:
+    sent_at = whole_number(stamp)
+    if sent_at is None or abs(time.time() - sent_at) > MAX_SKEW_SECONDS:
         return error_response(request, 401, "bad_signature",
                               f"{TIMESTAMP_HEADER} must be the Unix time of sending, within {MAX_SKEW_SECONDS} s")
     expected = "sha256=" + signature(key, stamp, body)
@@ -152,11 +155,13 @@ async def receive_signed(request: web.Request) -> web.Response:
 
 def _limit(request: web.Request) -> tuple[int, int | None]:
     raw_limit, raw_before = request.query.get("limit", "50"), request.query.get("before")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LISTED:
+    limit = whole_number(raw_limit)
+    if limit is None or not 1 <= limit <= MAX_LISTED:
         raise InvalidInput([Problem("query parameter 'limit'", f"must be a whole number from 1 to {MAX_LISTED}")])
-    if raw_before is not None and not raw_before.isdigit():
+    before = whole_number(raw_before) if raw_before is not None else None
+    if raw_before is not None and before is None:
         raise InvalidInput([Problem("query parameter 'before'", "must be a message number")])
-    return int(raw_limit), int(raw_before) if raw_before is not None else None
+    return limit, before
 
 
 async def list_api(request: web.Request) -> web.Response:

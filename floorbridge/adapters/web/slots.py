@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import secrets
 from collections import Counter
@@ -56,6 +55,7 @@ from .conditional import not_modified
 from .console_auth import CONSOLE, Who
 from .floor import DELEGATE_COOKIE
 from .keys import OPTIONS
+from .limits import read_json, shown, whole_number
 
 SLOTS = web.AppKey("slots", SlotService)
 _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -63,6 +63,7 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 COOKIE_DAYS = 180  # the cookie must outlive the segment: requests are changed weeks after filing
 MAX_MINUTES = 60
+MAX_LANGUAGES = 30
 FORM_FIELDS = ("name", "title", "delegation", "stakeholder", "rank", "session", "mode", "language")
 CALL_FIELDS = ("title", "deadline", "sessions", "minutes", "one_per_delegation", "modes", "languages")
 REVIEW_FIELDS = ("decision", "reason", "session", "order", "start", "minutes", "expected_updated_at", "csrf")
@@ -140,10 +141,7 @@ async def require_secretariat(request: web.Request, meeting_id: MeetingId, *, cs
 
 async def payload(request: web.Request, *, json_only: bool = False) -> dict[str, Any]:
     if request.content_type == "application/json":
-        try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidInput([Problem("body", f"is not valid JSON ({exc})")]) from None
+        data = await read_json(request)
     elif json_only:
         raise InvalidInput([Problem("body", "must be JSON (Content-Type: application/json)")])
     else:
@@ -215,13 +213,13 @@ def _whole(data: Mapping[str, Any], name: str, problems: list[Problem], *, low: 
     raw = data.get(name)
     if raw is None or raw == "":
         return default
-    if isinstance(raw, str) and raw.strip().isdigit():  # form-encoded numbers
+    if isinstance(raw, str) and whole_number(raw.strip()) is not None:  # form-encoded numbers
         raw = int(raw.strip())
     if isinstance(raw, bool) or not isinstance(raw, int):
         problems.append(Problem(name, "must be a whole number"))
         return None
     if not low <= raw <= high:
-        problems.append(Problem(name, f"must be between {low} and {high}, not {raw}"))
+        problems.append(Problem(name, f"must be between {low} and {high}, not {shown(raw)}"))
         return None
     return raw
 
@@ -457,6 +455,8 @@ async def put_call(request: web.Request) -> web.Response:
     raw_sessions = data.get("sessions")
     if not isinstance(raw_sessions, list) or not all(isinstance(s, str) for s in raw_sessions):
         problems.append(Problem("sessions", "must be a list of session ids"))
+    elif len(raw_sessions) > len(sessions):
+        problems.append(Problem("sessions", f"lists {len(raw_sessions)} sessions; {meeting_id} has {len(sessions)}"))
     elif not raw_sessions:
         problems.append(Problem("sessions", "name at least one session"))
     else:
@@ -472,7 +472,7 @@ async def put_call(request: web.Request) -> web.Response:
     modes: set[Mode] = set(Mode)
     if "modes" in data:
         raw = data["modes"]
-        if not isinstance(raw, list) or not raw or not all(isinstance(m, str) for m in raw):
+        if not isinstance(raw, list) or not raw or len(raw) > len(Mode) or not all(isinstance(m, str) for m in raw):
             problems.append(Problem("modes", f"must be a non-empty list of: {', '.join(m.value for m in Mode)}"))
         else:
             modes = set()
@@ -486,6 +486,8 @@ async def put_call(request: web.Request) -> web.Response:
         raw = data["languages"]
         if not isinstance(raw, list) or not raw or not all(isinstance(x, str) for x in raw):
             problems.append(Problem("languages", "must be a non-empty list of language codes, e.g. [\"en\", \"fr\"]"))
+        elif len(raw) > MAX_LANGUAGES:
+            problems.append(Problem("languages", f"lists {len(raw)} languages; at most {MAX_LANGUAGES}"))
         else:
             bad = [x for x in raw if not _LANGUAGE.match(x)]
             problems += [Problem("languages", f"{x[:20]!r} is not a language code (two or three letters, "
