@@ -15,6 +15,7 @@ from .imported import ImportedAgenda
 from .yaml_format import read_yaml
 
 _Reader = Callable[[Path, bytes, Meeting | None], ImportedAgenda]
+MAX_AGENDA_BYTES = 32 << 20
 
 
 def _yaml(path: Path, raw: bytes, meeting: Meeting | None) -> ImportedAgenda:
@@ -52,7 +53,12 @@ def load_agenda(path: Path, meeting: Meeting | None) -> ImportedAgenda:
             source=str(path),
         )
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:
+            raw = f.read(MAX_AGENDA_BYTES + 1)  # never more: a wrong path to a huge file fails fast
     except OSError as e:
         raise InvalidInput([Problem(path.name, f"cannot read the file: {e.strerror or e}")], source=str(path)) from e
+    if len(raw) > MAX_AGENDA_BYTES:
+        raise InvalidInput([Problem(path.name, f"the file is over {MAX_AGENDA_BYTES // (1 << 20)} MiB, the largest "
+                                               "agenda file read (a meeting of thousands of sessions is a few MiB)")],
+                           source=str(path))
     return reader(path, raw, meeting)
