@@ -57,7 +57,14 @@ class Sender(Protocol):
 
 
 class OutboxPort(Protocol):
-    async def due(self, platform: Platform, limit: int, *, exclude: Sequence[int] = ()) -> list[OutboxItem]: ...
+    async def due(self, platform: Platform, limit: int, *, exclude: Sequence[int] = ()) -> list[OutboxItem]:
+        """Pending rows whose time has come, oldest first, taken for this process (claimed where
+        several processes share the outbox)."""
+        ...
+
+    async def take_over(self, platform: Platform) -> int:
+        """This process now delivers `platform`: what another process took and left unsettled is free again."""
+        ...
 
     async def mark_sent(self, item_id: int, platform_message_id: str) -> None: ...
 
@@ -174,6 +181,18 @@ class PlatformWorker:
     # ---------------------------------------------------------------- scheduling
 
     async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                freed = await self._outbox.take_over(self.platform)
+                if freed:
+                    log.warning("taking back messages another process had taken and not settled",
+                                extra={"platform": self.platform, "messages": freed})
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cannot take the platform's outbox over; retrying", extra={"platform": self.platform})
+                await asyncio.sleep(self._poll)
         while not self._stopping:
             try:
                 await self._fetch_if_due()

@@ -248,3 +248,66 @@ async def test_one_platform_down_does_not_delay_another(bed: Bed) -> None:
     assert time.monotonic() - started < 2
     for w in workers:
         await w.stop()
+
+
+# ---------------------------------------------------------------- several processes, one PostgreSQL
+
+
+@pytest.fixture
+async def pg_bed() -> AsyncIterator[tuple[Bed, str]]:
+    database = await create_pg_database()
+    store = await open_store(pg_url(database))
+    from datetime import date
+
+    await store.upsert_meeting(Meeting(MEETING, "FG DLT", "ITU", "Europe/Zurich", date(2017, 10, 17),
+                                       date(2017, 10, 19)))
+    try:
+        yield Bed(store, SqlOutbox(store.engine), SqlChatStore(store.engine)), pg_url(database)
+    finally:
+        await store.close()
+        await drop_pg_database(database)
+
+
+@pytest.mark.postgres
+async def test_processes_claiming_at_once_never_take_the_same_row(pg_bed: tuple[Bed, str]) -> None:
+    bed, url = pg_bed
+    for chat in range(40):
+        await bed.queue(str(chat), *(f"c{chat} m{n}" for n in range(10)))
+    stores = [await open_store(url) for _ in range(3)]  # three processes' engines
+    try:
+        outboxes = [SqlOutbox(s.engine) for s in stores]
+        taken: list[list[int]] = [[], [], []]
+
+        async def claim_all(i: int) -> None:
+            while rows := await outboxes[i].due(Platform.TELEGRAM, 7, exclude=taken[i]):  # as a worker does
+                taken[i].extend(r.id for r in rows)
+
+        await asyncio.gather(*(claim_all(i) for i in range(3)))
+        everything = [row_id for ids in taken for row_id in ids]
+        assert len(everything) == 400 and len(set(everything)) == 400  # all taken, none twice
+        assert all(taken), [len(t) for t in taken]  # they really ran side by side
+        assert await outboxes[0].due(Platform.TELEGRAM, 500, exclude=taken[0]) == []  # nor anyone else's
+    finally:
+        for s in stores:
+            await s.close()
+
+
+@pytest.mark.postgres
+async def test_a_new_owner_takes_back_what_a_gone_owner_took_and_did_not_settle(pg_bed: tuple[Bed, str]) -> None:
+    bed, url = pg_bed
+    await bed.queue("1", *(f"m{n}" for n in range(30)))
+    gone = await open_store(url)
+    old = SqlOutbox(gone.engine)
+    rows = await old.due(Platform.TELEGRAM, 20)
+    for row in rows[:5]:
+        await old.mark_sent(row.id, f"sent-{row.id}")
+    await gone.close()  # the old owner dies with 15 rows taken and not settled
+    assert [r.outgoing.message.plain() for r in await bed.outbox.due(Platform.TELEGRAM, 500, exclude=())] == [
+        f"m{n}" for n in range(20, 30)]  # what it had taken is not anybody's yet…
+    platform = ScriptedPlatform()
+    worker = bed.worker(platform, TelegramLimiter(1000, 0.0, 1000))
+    worker.start()  # …until a new owner starts delivering the platform
+    await until(lambda: len(platform.delivered) == 25)
+    await asyncio.sleep(0.2)
+    await worker.stop()
+    assert [text for *_, text in platform.delivered] == [f"m{n}" for n in range(5, 30)]

@@ -3,11 +3,14 @@ caused them (save_version, subscribe, reminders), claimed and settled by the del
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -75,16 +78,27 @@ async def insert_outbox(conn: AsyncConnection, messages: Sequence[OutgoingMessag
 
 
 class SqlOutbox:
-    """The delivery engine's view of the outbox."""
+    """The delivery engine's view of the outbox.
+
+    On PostgreSQL, where several processes share the table, `due` claims the rows it hands out
+    (`SELECT … FOR UPDATE SKIP LOCKED`, then `claimed_by`): two processes never take the same row,
+    and neither waits for the other's. The platform's owner (an advisory lock, see ownership.py)
+    is the only process that claims a platform's rows; when it takes a platform over it takes back
+    what a gone owner had claimed and not settled (`take_over`): that owner may have sent some of
+    it, which is what the idempotency keys are for. On SQLite there is one process: reading is
+    claiming, and the write a claim costs is saved."""
 
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
         self._sent: GroupCommit[tuple[int, str], None] = GroupCommit(self._mark_sent_batch)
+        self._claims = engine.dialect.name == "postgresql"
+        # Who claims, as stored in claimed_by: this process (a restarted one is another claimer).
+        self.claimer = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
     async def due(self, platform: Platform, limit: int, *, exclude: Sequence[int] = ()) -> list[OutboxItem]:
         """Pending rows of `platform` whose time has come, oldest first, without those in `exclude`
-        (already in flight in this process)."""
+        (already in flight in this process); on PostgreSQL claimed for this process."""
         query = (
             select(outbox)
             .where(
@@ -97,9 +111,33 @@ class SqlOutbox:
         )
         if exclude:
             query = query.where(outbox.c.id.not_in(list(exclude)))
-        async with reading(self._engine) as conn:
-            rows = (await conn.execute(query)).all()
-        return [_item(r) for r in rows]
+        if not self._claims:
+            async with reading(self._engine) as conn:
+                rows = (await conn.execute(query)).all()
+            return [_item(r) for r in rows]
+        # Rows this process claimed and dropped from memory (a chat held back behind a retry) are
+        # its own to take again.
+        mine = or_(outbox.c.claimed_by.is_(None), outbox.c.claimed_by == self.claimer)
+        free = query.with_only_columns(outbox.c.id).where(mine).with_for_update(skip_locked=True)
+        claim = (update(outbox).where(outbox.c.id.in_(free.scalar_subquery()))
+                 .values(claimed_by=self.claimer).returning(*outbox.c))
+        async with writing(self._engine) as conn:
+            rows = (await conn.execute(claim)).all()
+        return sorted((_item(r) for r in rows), key=lambda item: item.id)
+
+    async def take_over(self, platform: Platform) -> int:
+        """This process now owns `platform`: rows other processes claimed and did not settle are
+        free again (their claimer is gone, or about to stop). Returns how many."""
+        if not self._claims:
+            return 0
+        async with writing(self._engine) as conn:
+            freed = await conn.execute(
+                update(outbox)
+                .where(outbox.c.platform == platform.value, outbox.c.status == OutboxStatus.PENDING.value,
+                       outbox.c.claimed_by.is_not(None), outbox.c.claimed_by != self.claimer)
+                .values(claimed_by=None)
+            )
+        return max(freed.rowcount or 0, 0)
 
     async def depth(self) -> dict[str, tuple[int, float]]:
         """Per platform: pending rows, and the age in seconds of the oldest (for /metrics)."""
