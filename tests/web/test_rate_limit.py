@@ -88,6 +88,8 @@ async def test_over_the_limit_the_answer_is_429_with_retry_after(small_limit: Te
     page = await small_limit.get("/", headers=delegate)
     assert page.status == 429 and "too many requests" in await page.text() and page.headers["Retry-After"]
     assert (await small_limit.get("/healthz", headers=delegate)).status == 200  # probes are not counted
+    # Nor Telegram's webhook (not configured here: 404, not 429).
+    assert (await small_limit.post("/telegram/webhook", headers=delegate)).status == 404
     # Another client behind the same trusted proxy has its own bucket; so does the proxy itself.
     assert (await small_limit.get("/api/v1/meetings", headers={"X-Forwarded-For": "198.51.100.2"})).status == 200
     assert (await small_limit.get("/api/v1/meetings")).status == 200

@@ -23,8 +23,10 @@ from aiohttp import web
 
 from .errors import Handler, error_response
 
-# Answered without counting: probes, metrics scrapes and the console's versioned static files.
-EXEMPT_PREFIXES = ("/healthz", "/readyz", "/metrics", "/static/")
+# Answered without counting: probes, metrics scrapes, the console's versioned static files, and
+# Telegram's webhook (chat_runtime.TELEGRAM_WEBHOOK), which carries every chat's updates from a few
+# Telegram addresses and is authenticated by its secret header.
+EXEMPT_PREFIXES = ("/healthz", "/readyz", "/metrics", "/static/", "/telegram/webhook")
 CLIENT = web.RequestKey("client", str)  # the client's address, after the trusted proxies
 
 
