@@ -32,6 +32,8 @@ class MetricsSources:
     feeds: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (answered, of which 304)
     floor_actions: Callable[[], Mapping[str, int]] = dict
     mail: Callable[[], Mapping[tuple[str, str], int]] = dict
+    # Per enabled platform: whether this process runs its bot and delivery now (it holds the lock).
+    platforms: Callable[[], Mapping[str, bool]] = dict
     role: str = "all"
     _process: ProcessCollector | None = field(default=None, repr=False)
 
@@ -54,6 +56,12 @@ class _Snapshot(Collector):
             age.add_metric([platform], oldest)
         yield depth
         yield age
+        running = GaugeMetricFamily("floorbridge_platform_running",
+                                    "1 where this process runs the platform's bot and delivery now",
+                                    labels=["platform"])
+        for platform, here in sorted(s.platforms().items()):
+            running.add_metric([platform], 1.0 if here else 0.0)
+        yield running
         counters = {
             "sent": ("floorbridge_sends", "Messages delivered"),
             "rate_limited": ("floorbridge_http_429", "429 answers honoured"),
