@@ -134,7 +134,7 @@ async def test_serve_keeps_a_refused_telegram_token_and_url_tokens_out_of_its_lo
                 sys.executable, str(ROOT / "run.py"), "--config", str(config), "serve",
                 cwd=ROOT, env={**os.environ, **SECRETS}, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            await asyncio.to_thread(_wait_for, out, "platform failed to start", 60)
+            await asyncio.to_thread(_wait_for, out, "InvalidToken", 60)  # logged with its traceback
             await asyncio.to_thread(_wait_for, out, '"serving"', 30)
             async with aiohttp.ClientSession() as client:
                 for path in (f"/console/login/{LINK_TOKEN}", f"/ical/slot/{FEED_TOKEN}.ics",
