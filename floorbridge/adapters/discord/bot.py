@@ -112,18 +112,25 @@ class DiscordAdapter:
         self._token = token
         self._replies = replies
         self._defer_after = defer_after
+        self._commands = commands
+        self._guild_ready_timeout = guild_ready_timeout
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+        self._build()
+
+    def _build(self) -> None:
+        """A new discord.py client (one that was closed cannot be started again)."""
         intents = discord.Intents.none()
         intents.guilds = True
         self.client = discord.Client(
-            intents=intents, allowed_mentions=NO_MENTIONS, guild_ready_timeout=guild_ready_timeout
+            intents=intents, allowed_mentions=NO_MENTIONS, guild_ready_timeout=self._guild_ready_timeout
         )
         self.tree = app_commands.CommandTree(self.client)
-        for name, description in commands.items():
+        for name, description in self._commands.items():
             self.tree.add_command(self._slash(name, description))
         self.client.event(self.on_interaction)
-        self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
         self.client.event(self.on_ready)
+        self.ready.clear()
 
     def _slash(self, name: str, description: str) -> app_commands.Command[Any, Any, None]:
         async def callback(interaction: discord.Interaction, arguments: str | None = None) -> None:
@@ -134,6 +141,8 @@ class DiscordAdapter:
     # ---------------------------------------------------------------- lifetime
 
     async def start(self, *, sync_commands: bool = True) -> None:
+        if self.client.is_closed():  # started again after a stop (the process won the platform back)
+            self._build()
         await self.client.login(self._token)
         self._task = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
         ready = asyncio.create_task(self.ready.wait())
