@@ -41,7 +41,7 @@ from floorbridge.adapters.web.snapshot import Snapshots
 from floorbridge.calendar.feeds import render_feeds
 from floorbridge.core import usecases
 from floorbridge.core.chats import Platform
-from floorbridge.core.errors import FloorbridgeError, InvalidInput, NotFound, Problem
+from floorbridge.core.errors import InvalidInput, NotFound, Problem
 from floorbridge.core.ids import MeetingId, SessionId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.ports import RenderedFeed
@@ -236,14 +236,10 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             await site.start()
             fast = site.fast_path
             sources.feeds = lambda: (fast.answered, fast.not_modified)
-        lost: list[str] = []
-
-        def on_lost(platform: str) -> None:
-            lost.append(platform)
-            stop.set()
-
+        # PostgreSQL: each platform runs while this process holds its lock; one lost (the server
+        # restarted, the connection broke) stops that platform until the lock is won back.
         locks = None if settings.database.is_sqlite else settings.database_url()
-        await svc.chat.start(bots=bots, locks_url=locks, on_lost=on_lost)
+        await svc.chat.start(bots=bots, locks_url=locks)
         stack.push_async_callback(svc.chat.stop)
         if bots:
             receivers = MailReceivers(svc.mail, settings)
@@ -264,9 +260,6 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
         )
         await stop.wait()
         log.info("stopping")
-    if lost:
-        raise FloorbridgeError(f"this process lost the lock of {', '.join(lost)}: it stopped so that another "
-                               "process sends alone; start it again (a supervisor does) and it waits as a standby")
 
 
 _PLATFORMS = {p.value for p in Platform}

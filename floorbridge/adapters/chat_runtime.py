@@ -1,5 +1,11 @@
 """The chat side of a running floorbridge: conversation, platform adapters, delivery workers and
-the reminder loop, built from the settings and started inside the app's event loop."""
+the reminder loop, built from the settings and started inside the app's event loop.
+
+Each platform starts and stops on its own (`start_platform`, `stop_platform`): with PostgreSQL a
+platform runs only while this process holds its lock (`storage/ownership.py`), so losing the lock
+stops that platform's bot and delivery, and winning it again starts them again, in the same
+process. A restarted platform gets a new delivery worker, which reads the outbox afresh: what the
+stopped one had fetched may have been sent by another process meanwhile."""
 
 from __future__ import annotations
 
@@ -97,7 +103,10 @@ class ChatRuntime:
         self._turns = asyncio.Semaphore(CHAT_CONCURRENCY)  # shared by the platforms
         self.web_first = WebFirst()
         self._locks: PlatformLocks | None = None
-        self._started: set[Platform] = set()
+        self._started: set[Platform] = set()  # running now (or starting)
+        self._ran: set[Platform] = set()  # started at least once: its worker has fetched
+        self._switching: dict[Platform, asyncio.Lock] = {}  # one start or stop of a platform at a time
+        self._new_worker: dict[Platform, Callable[[], PlatformWorker]] = {}
         self.staff = staff_from(self.settings)
         self.moderator_chats = moderator_chats_from(self.settings)
         self.floor: FloorService | None = None
@@ -133,15 +142,20 @@ class ChatRuntime:
 
     def add(self, adapter: ChatAdapter, *, limiter: Limiter | None = None, **worker_options: Any) -> None:
         self.adapters[adapter.platform] = adapter
-        worker = PlatformWorker(
-            adapter, self.outbox, limiter or self.limiter_for(adapter.platform),
-            failure_notices=self.failure_notices,
-            poll_seconds=self.settings.bots.delivery_poll_seconds,
-            clock=self.clock,
-            before_send=self.web_first.yield_to_web,
-            **worker_options,
-        )
-        self.engine.workers[adapter.platform] = worker
+        limiter = limiter or self.limiter_for(adapter.platform)
+
+        def new_worker() -> PlatformWorker:
+            return PlatformWorker(
+                adapter, self.outbox, limiter,  # one limiter across restarts: the platform's limits still hold
+                failure_notices=self.failure_notices,
+                poll_seconds=self.settings.bots.delivery_poll_seconds,
+                clock=self.clock,
+                before_send=self.web_first.yield_to_web,
+                **worker_options,
+            )
+
+        self._new_worker[adapter.platform] = new_worker
+        self.engine.workers[adapter.platform] = new_worker()
 
     def add_configured(self) -> None:
         """The adapters the settings enable, with their secrets from the environment."""
@@ -218,32 +232,65 @@ class ChatRuntime:
                     profiles[chat] = profile
         return floor_notices(meeting, session, notices, profiles, lst.version)
 
-    async def start(self, *, bots: bool = True, locks_url: str | None = None,
-                    on_lost: Callable[[str], None] = lambda platform: None) -> None:
+    async def start(self, *, bots: bool = True, locks_url: str | None = None) -> None:
         """Start the lists of speakers' timer and, with `bots`, the platforms, their delivery and
         the reminders (a web-only process leaves those to a worker process). With `locks_url`
-        (PostgreSQL), each platform starts only once this process holds its lock."""
+        (PostgreSQL), each platform runs only while this process holds its lock: it starts when
+        the lock is won, stops when it is lost, and starts again when it is won again."""
         if self.floor is not None:
             await self.floor.start()
         if not bots:
             return
         if locks_url is not None:
             self._locks = PlatformLocks(locks_url, [p.value for p in self.adapters],
-                                        on_acquired=self._start_platform, on_lost=on_lost)
+                                        on_acquired=self.start_platform, on_lost=self.stop_platform)
             await self._locks.start()
         else:
             for platform in self.adapters:
-                await self._start_platform(platform.value)
+                await self.start_platform(platform.value)
         self._reminders = asyncio.create_task(self._reminder_loop(), name="reminders")
 
-    async def _start_platform(self, name: str) -> None:
+    def running(self) -> set[Platform]:
+        """The platforms whose bot and delivery run in this process now."""
+        return set(self._started)
+
+    def _switch(self, platform: Platform) -> asyncio.Lock:
+        return self._switching.setdefault(platform, asyncio.Lock())
+
+    async def start_platform(self, name: str) -> None:
+        """Start the platform's delivery and its bot (a no-op while they run)."""
         platform = Platform(name)
-        self.engine.workers[platform].start()
-        self._started.add(platform)
-        try:
-            await self.adapters[platform].start()
-        except Exception:
-            log.exception("platform failed to start; its messages wait in the outbox", extra={"platform": name})
+        async with self._switch(platform):
+            if platform in self._started:
+                return
+            if platform in self._ran:
+                # What the last worker had fetched may have gone out from another process since.
+                old = self.engine.workers[platform]
+                worker = self._new_worker[platform]()
+                worker.stats = old.stats  # the counters of /metrics go on
+                self.engine.workers[platform] = worker
+            self._ran.add(platform)
+            self._started.add(platform)
+            self.engine.workers[platform].start()
+            try:
+                await self.adapters[platform].start()
+            except Exception:
+                log.exception("platform failed to start; its messages wait in the outbox", extra={"platform": name})
+
+    async def stop_platform(self, name: str) -> None:
+        """Stop the platform's delivery (sends in flight finish and are recorded, or fail to be)
+        and then its bot; a later `start_platform` starts both again."""
+        platform = Platform(name)
+        async with self._switch(platform):
+            if platform not in self._started:
+                return
+            self._started.discard(platform)
+            await self.engine.workers[platform].stop()
+            try:
+                await self.adapters[platform].stop()
+            except Exception:
+                log.exception("platform failed to stop cleanly", extra={"platform": name})
+            log.info("platform stopped", extra={"platform": name})
 
     async def stop(self) -> None:
         if self._reminders is not None:
@@ -252,13 +299,8 @@ class ChatRuntime:
                 await self._reminders
         if self._locks is not None:
             await self._locks.stop()
-        for platform, adapter in self.adapters.items():
-            if platform not in self._started:
-                continue
-            try:
-                await adapter.stop()
-            except Exception:
-                log.exception("platform failed to stop cleanly", extra={"platform": adapter.platform})
+        for platform in list(self.adapters):
+            await self.stop_platform(platform.value)
         await self.engine.stop()
         if self.floor is not None:
             await self.floor.stop()

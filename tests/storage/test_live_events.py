@@ -1,7 +1,8 @@
 """Two floorbridge processes on one PostgreSQL database (two full sets of services, each with its
 own engine and its own LISTEN connection): a change of a list of speakers in one reaches the
 other's memory and live pages; outbox rows written by one wake the other's delivery; roles that
-cannot work are refused."""
+cannot work are refused; each platform is run by one process at a time, and a process whose lock
+session ends stops the platform and runs it again once it holds the lock again."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -118,42 +120,122 @@ def test_roles_that_cannot_work_are_refused(tmp_path: Path) -> None:
         check_role(settings, "both")
 
 
+class Runner:
+    """What PlatformLocks drives: who runs which platform, and whether two ever ran one at once."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, set[str]] = {}
+        self.events: list[str] = []
+        self.overlaps: list[str] = []
+
+    def callbacks(self, who: str) -> dict[str, Any]:
+        async def acquired(platform: str) -> None:
+            holders = self.running.setdefault(platform, set())
+            if holders - {who}:
+                self.overlaps.append(f"{who} started {platform} while {holders} ran it")
+            holders.add(who)
+            self.events.append(f"{who} started {platform}")
+
+        async def lost(platform: str) -> None:
+            self.running.get(platform, set()).discard(who)
+            self.events.append(f"{who} stopped {platform}")
+
+        return {"on_acquired": acquired, "on_lost": lost}
+
+    def died(self, who: str) -> None:
+        for holders in self.running.values():
+            holders.discard(who)
+
+    def runners(self, platform: str) -> set[str]:
+        return set(self.running.get(platform, set()))
+
+
+async def _end_sessions(database: str) -> None:
+    """End every session of `database`, as a server restart or an administrator's pg_terminate_backend does."""
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
+                            "AND pid <> pg_backend_pid()", database)
+    finally:
+        await admin.close()
+
+
 async def test_a_platform_belongs_to_one_process_and_is_taken_over_when_its_owner_dies(
         postgres_available: None) -> None:
     name = await create_pg_database()
     url = pg_url(name)
-    started: list[str] = []
-    lost: list[str] = []
-    first = PlatformLocks(url, ["telegram", "discord"], on_acquired=lambda p: _note(started, f"first {p}"),
-                          on_lost=lost.append, retry_seconds=0.1)
-    second = PlatformLocks(url, ["telegram", "discord"], on_acquired=lambda p: _note(started, f"second {p}"),
-                           on_lost=lost.append, retry_seconds=0.1)
+    runner = Runner()
+    first = PlatformLocks(url, ["telegram", "discord"], retry_seconds=0.1, **runner.callbacks("first"))
+    second = PlatformLocks(url, ["telegram", "discord"], retry_seconds=0.1, **runner.callbacks("second"))
     try:
         await first.start()
-        await _until(lambda: len(started) == 2)
+        await _until(lambda: len(runner.events) == 2)
         await second.start()
         await asyncio.sleep(0.5)
-        assert sorted(started) == ["first discord", "first telegram"]  # the second waits as a standby
+        assert sorted(runner.events) == ["first started discord", "first started telegram"]  # a standby waits
         await first.stop()  # the owner goes away (its sessions end, as with kill -9)
-        await _until(lambda: len(started) == 4, within=10)
-        assert sorted(started[2:]) == ["second discord", "second telegram"]
-        assert second.owned == {"telegram", "discord"} and lost == []
-        # An owner whose session is ended under it is told, and stops.
-        admin = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 "
-                                "AND pid <> pg_backend_pid()", name)
-        finally:
-            await admin.close()
-        await _until(lambda: sorted(lost) == ["discord", "telegram"], within=10)
+        runner.died("first")
+        await _until(lambda: len(runner.events) == 4, within=10)
+        assert sorted(runner.events[2:]) == ["second started discord", "second started telegram"]
+        assert second.owned == {"telegram", "discord"}
+        assert runner.overlaps == []
     finally:
         await first.stop()
         await second.stop()
         await drop_pg_database(name)
 
 
-async def _note(seen: list[str], what: str) -> None:
-    seen.append(what)
+async def test_an_owner_whose_session_ends_stops_the_platform_and_runs_it_again_once_it_holds_the_lock(
+        postgres_available: None) -> None:
+    name = await create_pg_database()
+    runner = Runner()
+    locks = PlatformLocks(pg_url(name), ["telegram", "discord"], retry_seconds=0.1, health_seconds=0.5,
+                          **runner.callbacks("only"))
+    try:
+        await locks.start()
+        await _until(lambda: len(runner.events) == 2)
+        await _end_sessions(name)
+        # Stopped at once (it cannot know it is the only sender any more), then started again
+        # in the same process once the lock is its own again: no supervisor, no exit.
+        await _until(lambda: len(runner.events) == 6, within=10)
+        assert locks.acquired == {"telegram": 2, "discord": 2} and locks.lost == {"telegram": 1, "discord": 1}
+        for platform in ("telegram", "discord"):
+            mine = [e for e in runner.events if e.endswith(platform)]
+            assert mine == [f"only started {platform}", f"only stopped {platform}", f"only started {platform}"]
+        assert locks.owned == {"telegram", "discord"}
+    finally:
+        await locks.stop()
+        await drop_pg_database(name)
+
+
+async def test_after_every_session_ends_each_platform_is_run_by_exactly_one_of_two_processes(
+        postgres_available: None) -> None:
+    name = await create_pg_database()
+    url = pg_url(name)
+    runner = Runner()
+    first = PlatformLocks(url, ["telegram", "discord", "matrix"], retry_seconds=0.05, health_seconds=0.5,
+                          **runner.callbacks("first"))
+    second = PlatformLocks(url, ["telegram", "discord", "matrix"], retry_seconds=0.05, health_seconds=0.5,
+                           **runner.callbacks("second"))
+    def started() -> int:
+        return sum(1 for e in runner.events if " started " in e)
+
+    try:
+        await first.start()
+        await _until(lambda: started() == 3)
+        await second.start()
+        for _ in range(3):  # the owner and the standby both lose their sessions; they race for the locks
+            before = started()
+            await _end_sessions(name)
+            await _until(lambda before=before: started() == before + 3, within=10)
+            for platform in ("telegram", "discord", "matrix"):
+                assert len(runner.runners(platform)) == 1, (platform, runner.events)
+            assert first.owned.isdisjoint(second.owned) and len(first.owned | second.owned) == 3
+        assert runner.overlaps == []
+    finally:
+        await first.stop()
+        await second.stop()
+        await drop_pg_database(name)
 
 
 async def test_two_processes_asking_at_once_lose_nothing_and_keep_the_receipt_order(

@@ -1,11 +1,19 @@
 """Each chat platform's connection belongs to one process at a time: a PostgreSQL advisory lock.
 
 A worker process asks for the lock of every enabled platform on a connection of its own and
-runs that platform's bot and delivery only once it holds it; the others keep asking every
+runs that platform's bot and delivery only while it holds it; the others keep asking every
 `retry_seconds`. The lock lives as long as its connection: when the owner dies (kill -9, a lost
-machine) PostgreSQL ends its session and another process gets the lock at its next try. An owner
-whose connection breaks can no longer be sure it is the only sender, so it is told (`on_lost`)
-and stops; its supervisor (Docker, systemd) starts it again, as a standby.
+machine) PostgreSQL ends its session and another process gets the lock at its next try, and
+starts the platform `settle_seconds` later.
+
+An owner whose lock connection breaks (the server restarted, the network went away, its session
+was terminated) can no longer be sure it is the only sender. It stops that platform at once, its
+bot and its delivery (`on_lost`, awaited: sends in flight finish, nothing new starts), and goes
+back to asking for the lock as a standby, on a new connection; once it holds the lock again the
+platform starts again (`on_acquired`). The process itself keeps running, and so do its other
+platforms if their connections are fine. The loss is seen at once when the server closes the
+connection (a restart, pg_terminate_backend) and within `2 * health_seconds` when the connection
+dies quietly (checked with a round trip).
 
 On SQLite there is one process and nothing to lock.
 """
@@ -25,6 +33,12 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger("floorbridge.ownership")
 
 _HEALTH_SECONDS = 2.0
+_CONNECT_SECONDS = 10.0
+_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+# A lock just won may have been freed by the end of another process's session a moment ago: that
+# process hears of it at the same moment (its connection closes), and stops taking new sends.
+# The new owner starts this much later, so the two do not run side by side meanwhile.
+_SETTLE_SECONDS = 0.5
 
 
 def lock_key(platform: str) -> int:
@@ -33,9 +47,12 @@ def lock_key(platform: str) -> int:
 
 
 class PlatformLocks:
+    """`on_acquired(platform)` once the lock is held (again); `on_lost(platform)` once it may not be."""
+
     def __init__(self, database_url: str, platforms: Iterable[str], *,
-                 on_acquired: Callable[[str], Awaitable[None]], on_lost: Callable[[str], None],
-                 retry_seconds: float = 1.0) -> None:
+                 on_acquired: Callable[[str], Awaitable[None]], on_lost: Callable[[str], Awaitable[None]],
+                 retry_seconds: float = 1.0, health_seconds: float = _HEALTH_SECONDS,
+                 settle_seconds: float = _SETTLE_SECONDS) -> None:
         url = make_url(database_url)
         self.enabled = url.get_backend_name() == "postgresql"
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -43,55 +60,100 @@ class PlatformLocks:
         self._on_acquired = on_acquired
         self._on_lost = on_lost
         self._retry = retry_seconds
+        self._health = health_seconds
+        self._settle = settle_seconds
         self._tasks: list[asyncio.Task[None]] = []
-        self.owned: set[str] = set()
+        self.owned: set[str] = set()  # the locks held
+        self._running: set[str] = set()  # told to run (on_acquired), not yet told to stop
+        # How many times each platform's lock was taken by this process, and lost (for logs and tests).
+        self.acquired: dict[str, int] = dict.fromkeys(self._platforms, 0)
+        self.lost: dict[str, int] = dict.fromkeys(self._platforms, 0)
 
     async def start(self) -> None:
         for platform in self._platforms:
             if not self.enabled:
                 self.owned.add(platform)
+                self.acquired[platform] += 1
                 await self._on_acquired(platform)
             else:
                 self._tasks.append(asyncio.create_task(self._hold(platform), name=f"own-{platform}"))
 
     async def stop(self) -> None:
+        """Stop asking and holding (the connections close, so the locks go to a standby). The
+        platforms themselves are the caller's to stop."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.owned.clear()
+        self._running.clear()
 
     async def _hold(self, platform: str) -> None:
         key = lock_key(platform)
         while True:
             conn: Any = None
             try:
-                conn = await asyncpg.connect(self._dsn)
-                while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):  # noqa: ASYNC110 (held by another session)
+                conn = await asyncpg.connect(self._dsn, timeout=_CONNECT_SECONDS)
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
+                while not await conn.fetchval(_TRY_LOCK, key, timeout=self._health):  # noqa: ASYNC110 (held by another session)
                     await asyncio.sleep(self._retry)
                 self.owned.add(platform)
-                log.info("this process now runs the platform", extra={"platform": platform})
+                self.acquired[platform] += 1
+                # The platform starts while the connection is watched: a loss during a slow start
+                # (a gateway that takes its time) stops it as soon as it is seen.
+                starting = asyncio.create_task(self._start(platform), name=f"start-{platform}")
                 try:
-                    await self._on_acquired(platform)
-                except Exception:  # the lock stays here: the platform's messages wait in the outbox
-                    log.exception("the platform failed to start", extra={"platform": platform})
-                while True:
-                    await asyncio.sleep(_HEALTH_SECONDS)
-                    await conn.fetchval("SELECT 1", timeout=_HEALTH_SECONDS)
+                    await self._watch(conn, closed)
+                finally:
+                    starting.cancel()
+                    await asyncio.wait([starting])  # (a cancel of this task still comes through)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if platform in self.owned:
+                was_owner = platform in self.owned
+                if was_owner:
                     self.owned.discard(platform)
-                    log.error("lost the platform's lock (%s): stopping so that only one process sends",
-                              type(exc).__name__, extra={"platform": platform})
-                    self._on_lost(platform)
-                    return
-                log.warning("cannot ask for the platform's lock (%s); retrying", type(exc).__name__,
-                            extra={"platform": platform})
-                await asyncio.sleep(self._retry)
+                    self.lost[platform] += 1
+                if platform in self._running:
+                    self._running.discard(platform)
+                    log.error("lost the platform's lock (%s): stopping it so that only one process sends, "
+                              "then asking for the lock again", type(exc).__name__, extra={"platform": platform})
+                    try:
+                        # Shielded: a stop of the whole process meanwhile waits for it, not half of it.
+                        await asyncio.shield(self._on_lost(platform))
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("the platform failed to stop cleanly", extra={"platform": platform})
+                elif was_owner:
+                    log.warning("lost the platform's lock (%s) before starting it; asking again",
+                                type(exc).__name__, extra={"platform": platform})
+                else:
+                    log.warning("cannot ask for the platform's lock (%s); retrying", type(exc).__name__,
+                                extra={"platform": platform})
             finally:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=2))
+            await asyncio.sleep(self._retry)
+
+    async def _start(self, platform: str) -> None:
+        await asyncio.sleep(self._settle)
+        self._running.add(platform)
+        log.info("this process now runs the platform", extra={"platform": platform})
+        try:
+            await self._on_acquired(platform)
+        except Exception:  # the lock stays here: the platform's messages wait in the outbox
+            log.exception("the platform failed to start", extra={"platform": platform})
+
+    async def _watch(self, conn: Any, closed: asyncio.Event) -> None:
+        """Return only by raising: when the server closes the connection, or a round trip fails."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closed.wait(), self._health)
+            if closed.is_set() or conn.is_closed():
+                raise ConnectionError("the lock's connection was closed")
+            await conn.fetchval("SELECT 1", timeout=self._health)
