@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,23 @@ def test_check_config_reports_key_and_line(tmp_path: Path, config: Path) -> None
     good = run(config, "check-config", str(ROOT / "config" / "floorbridge.example.yaml"))
     assert good.returncode == 0, good.stderr
     assert "OK" in good.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("address", "reason"), [
+    ("127.0.0.1:5432/floorbridge_never_created", 'database "floorbridge_never_created" does not exist'),
+    ("127.0.0.1:1/floorbridge", "Connect call failed"),  # nothing listens there
+])
+def test_a_database_that_cannot_be_opened_is_refused_at_start_with_the_reason(
+        tmp_path: Path, address: str, reason: str) -> None:
+    config = tmp_path / "fb.yaml"
+    config.write_text(f"database: {{url: 'postgresql+asyncpg://postgres@{address}'}}\nmeetings: {{seed: []}}\n")
+    env = {**os.environ, "FLOORBRIDGE_DATABASE_PASSWORD": "s3cret-pw"}
+    for command in (["migrate"], ["serve", "--role", "worker"]):
+        result = subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(config), *command],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "database url: cannot open postgresql+asyncpg://postgres:***@" in result.stderr
+        assert reason in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+        assert "s3cret-pw" not in result.stderr + result.stdout

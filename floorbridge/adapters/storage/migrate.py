@@ -11,7 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from floorbridge.core.errors import InvalidInput, Problem
 
 from .engine import create_engine, writing
 
@@ -43,8 +46,26 @@ def _upgrade(connection: Connection, target: str) -> None:
 
 async def upgrade_engine(engine: AsyncEngine, target: str = "head") -> None:
     """Bring the database behind `engine` to `target`, in one transaction."""
+    await check_reachable(engine)
     async with writing(engine) as conn:
         await conn.run_sync(_upgrade, target)
+
+
+async def check_reachable(engine: AsyncEngine) -> None:
+    """InvalidInput naming the database (without its password) and the reason when it cannot be
+    opened: a database that was never created, a server that is not there, a file that cannot be
+    written. At start this is a mistake in the configuration, not a crash."""
+    try:
+        async with engine.connect():
+            pass
+    except (DBAPIError, OSError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        where = engine.url.render_as_string(hide_password=True)
+        hint = ""
+        if "does not exist" in reason and engine.dialect.name == "postgresql":
+            hint = f" (create it first, e.g. `createdb {engine.url.database}`, or correct database.url)"
+        raise InvalidInput([Problem("database url", f"cannot open {where}: {reason}{hint}")]) from None
 
 
 async def upgrade(url: str, target: str = "head") -> None:
