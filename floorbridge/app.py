@@ -211,6 +211,7 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             workers=lambda: {p.value: w.stats for p, w in svc.chat.engine.workers.items()},
             floor_actions=lambda: floor.actions if floor is not None else {},
             mail=lambda: svc.mail.received,
+            platforms=lambda: {p.value: p in svc.chat.running() for p in svc.chat.adapters} if bots else {},
         )
         if web_role:
             personal = PersonalFeeds(svc.chats, settings.feeds.refresh_minutes, settings.feeds.alarm_offsets())
