@@ -1,18 +1,51 @@
-"""`make lint` audits the installed dependencies with pip-audit, strictly: a package the
-vulnerability service could not check fails the audit instead of being skipped."""
+"""The dependency audit (scripts/audit.py, run by `make test`): a known vulnerability fails it, and
+an audit that could not check the installed versions never reports success."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_make_lint_runs_a_strict_pip_audit_of_the_installed_environment() -> None:
-    done = subprocess.run(["make", "-n", "lint"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=True)
-    audit = next(line for line in done.stdout.splitlines() if "pip-audit" in line and "--strict" in line)
-    assert "-r .venv/audit-requirements.txt" in done.stdout and "pip freeze --all --exclude-editable" in done.stdout
-    assert "--skip-editable" not in audit  # with --strict, a skipped editable project would fail the audit
+def _audit() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("audit", ROOT / "scripts" / "audit.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_known_vulnerability_fails_the_audit_with_its_id_and_fix() -> None:
+    code, lines = _audit().judge({"dependencies": [
+        {"name": "aiohttp", "version": "3.8.0", "vulns": [
+            {"id": "GHSA-5h86-8mv2-jq9f", "fix_versions": ["3.9.4"], "aliases": [], "description": ""}]},
+        {"name": "yarl", "version": "1.9.0", "vulns": []},
+        {"name": "idna", "skip_reason": "Dependency not found on PyPI and could not be audited: idna (3.0)"},
+    ], "fixes": []})
+    assert code == 1
+    assert "aiohttp 3.8.0: GHSA-5h86-8mv2-jq9f (fixed in 3.9.4)" in lines
+
+
+def test_packages_the_service_could_not_check_make_the_audit_not_done_never_passed() -> None:
+    audit = _audit()
+    code, lines = audit.judge({"dependencies": [
+        {"name": "yarl", "version": "1.9.0", "vulns": []},
+        {"name": "idna", "skip_reason": "Dependency not found on PyPI and could not be audited: idna (3.0)"},
+    ], "fixes": []})
+    assert code == audit.NOT_DONE and "1 of 2 packages could not be checked" in lines[0] and "idna" in lines[0]
+    assert audit.judge({"dependencies": [], "fixes": []})[0] == audit.NOT_DONE  # nothing checked
+    assert audit.judge({"dependencies": [{"name": "yarl", "version": "1.9.0", "vulns": []}]}) == (
+        0, ["1 packages checked, no known vulnerabilities"])
+
+
+def test_make_test_runs_the_audit_and_only_a_not_done_audit_may_go_on() -> None:
+    done = subprocess.run(["make", "-n", "test"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert "scripts/audit.py" in done.stdout
+    strict = subprocess.run(["make", "-n", "audit", "AUDIT_STRICT=1"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert '[ -z "1" ]' in strict.stdout  # with AUDIT_STRICT a not-done audit fails too
     assert "pip-audit>=" in (ROOT / "pyproject.toml").read_text()
