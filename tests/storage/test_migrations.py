@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Connection
 
 from floorbridge.adapters.storage import (
     SchemaOutOfDate,
+    SqlChatStore,
     create_engine,
     current_revision,
     head_revision,
@@ -19,6 +21,7 @@ from floorbridge.adapters.storage import (
     upgrade_sync,
 )
 from floorbridge.adapters.storage.tables import metadata
+from floorbridge.core.chats import ChatProfile, ChatRef, Platform
 
 from .conftest import MEETING, TABLES
 
@@ -102,3 +105,27 @@ async def test_foreign_keys_are_enforced(empty_url: str) -> None:
             await conn.execute(
                 text("INSERT INTO working_copy_meta (meeting_id, updated_at) VALUES ('nope', CURRENT_TIMESTAMP)")
             )
+
+
+async def test_feed_tokens_issued_before_0005_still_open_their_feeds(empty_url: str) -> None:
+    """0005 looks feeds up by the token's SHA-256: it fills that in for the tokens already issued."""
+    await upgrade(empty_url, "0004")
+    engine = create_engine(empty_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO chats (platform, chat_id, is_group, language, timezone, feed_token, started, updated_at)"
+                " VALUES ('telegram', '42', false, 'fr', 'Europe/Paris', 'old-token-issued-in-0004', true,"
+                " CURRENT_TIMESTAMP)"))
+    finally:
+        await engine.dispose()
+    async with await open_store(empty_url) as store:  # migrates to the head
+        chats = SqlChatStore(store.engine)
+        found = await chats.profile_by_feed_token("old-token-issued-in-0004")
+        assert found is not None and found.chat == ChatRef(Platform.TELEGRAM, "42") and found.language == "fr"
+        assert await chats.profile_by_feed_token("old-token-issued-in-0004x") is None
+        await chats.save_profile(ChatProfile(ChatRef(Platform.TELEGRAM, "43"), feed_token="new-token"))
+        assert (await chats.profile_by_feed_token("new-token")) is not None
+        async with store.engine.connect() as conn:
+            stored = (await conn.execute(text("SELECT feed_token_hash FROM chats WHERE chat_id = '43'"))).scalar()
+        assert stored == hashlib.sha256(b"new-token").hexdigest()

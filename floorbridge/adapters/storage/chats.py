@@ -17,7 +17,7 @@ from floorbridge.core.outbox import OutgoingMessage
 from .engine import reading, run_write, writing
 from .group_commit import GroupCommit
 from .outbox import insert_outbox_rows
-from .statements import upsert, utc_now
+from .statements import token_hash, upsert, utc_now
 from .tables import chats, subscriptions
 
 # Every command reads its chat's profile. This process's own changes are seen at once; another
@@ -59,6 +59,7 @@ class SqlChatStore:
             "timezone": profile.timezone,
             "meeting_id": profile.meeting_id,
             "feed_token": profile.feed_token or None,
+            "feed_token_hash": token_hash(profile.feed_token),
             "started": profile.started,
             "updated_at": self._clock(),
         }
@@ -75,7 +76,7 @@ class SqlChatStore:
         if not token:
             return None
         async with reading(self._engine) as conn:
-            row = (await conn.execute(select(chats).where(chats.c.feed_token == token))).first()
+            row = (await conn.execute(select(chats).where(chats.c.feed_token_hash == token_hash(token)))).first()
         return _profile(row) if row is not None else None
 
     async def subscriptions_of(self, chat: ChatRef) -> list[Subscription]:

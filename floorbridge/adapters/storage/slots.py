@@ -21,7 +21,7 @@ from floorbridge.core.slots import Mode, ProtocolRank, SlotCall, SlotForm, SlotR
 
 from .engine import reading, writing
 from .outbox import insert_outbox
-from .statements import upsert, utc_now
+from .statements import token_hash, upsert, utc_now
 from .tables import slot_calls, slot_requests
 
 
@@ -128,7 +128,8 @@ class SqlSlotStore:
         if not token:
             return None
         async with reading(self._engine) as conn:
-            row = (await conn.execute(select(slot_requests).where(slot_requests.c.feed_token == token))).first()
+            found = select(slot_requests).where(slot_requests.c.feed_token_hash == token_hash(token))
+            row = (await conn.execute(found)).first()
         return _request(row) if row is not None else None
 
     async def requests_of(self, requester: str) -> list[SlotRequest]:
@@ -181,6 +182,7 @@ def _request_row(request: SlotRequest) -> dict[str, Any]:
         "updated_at": request.updated_at,
         "notify": request.notify,
         "feed_token": request.feed_token or None,
+        "feed_token_hash": token_hash(request.feed_token),
     }
 
 

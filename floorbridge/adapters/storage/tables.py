@@ -177,6 +177,9 @@ chats = Table(
     Column("timezone", String(64), nullable=False),
     Column("meeting_id", MEETING_ID, ForeignKey("meetings.id", ondelete="SET NULL"), nullable=True),
     Column("feed_token", String(64), nullable=True, unique=True),
+    # What a feed request is looked up by: the token's SHA-256 (hex), so no comparison of the
+    # token itself can be timed (0005).
+    Column("feed_token_hash", String(64), nullable=True, unique=True),
     Column("started", Boolean, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
@@ -341,6 +344,7 @@ slot_requests = Table(
     Column("updated_at", UtcDateTime, nullable=True),
     Column("notify", Text, nullable=False),
     Column("feed_token", String(64), nullable=True, unique=True),
+    Column("feed_token_hash", String(64), nullable=True, unique=True),  # as in chats (0005)
     ForeignKeyConstraint(
         ["meeting_id", "call_id"],
         ["slot_calls.meeting_id", "slot_calls.call_id"],
