@@ -147,6 +147,9 @@ class PlatformWorker:
         self._stopping = False
         self._last_fetch = 0.0
         self._look_again = True  # rows were written, or the last fetch was full: fetch soon, not at the next poll
+        # Sent, but storing that failed (the database away): recorded before anything else is sent,
+        # so that a message is not sent again because its "sent" was lost.
+        self._unrecorded: dict[int, str] = {}
         self.stats = WorkerStats()
 
     # ---------------------------------------------------------------- lifetime
@@ -168,6 +171,8 @@ class PlatformWorker:
             self._main = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._unrecorded:
+            await self._record_unrecorded()  # one last try; what stays unrecorded may go again
 
     def notify(self) -> None:
         """New rows were written: look at the outbox soon (within FETCH_GAP) rather than at the next poll."""
@@ -195,6 +200,13 @@ class PlatformWorker:
                 await asyncio.sleep(self._poll)
         while not self._stopping:
             try:
+                if self._unrecorded and not await self._record_unrecorded():
+                    wait = self._poll  # the database is still away: send nothing more until it is back
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._wake.wait()
+                    continue
                 await self._fetch_if_due()
                 if self._before_send is not None:
                     await self._before_send()  # before the limiter hands out tokens, so none goes stale
@@ -210,6 +222,19 @@ class PlatformWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(wait, 0.001)):
                     await self._wake.wait()
+
+    async def _record_unrecorded(self) -> bool:
+        """Store the sends whose "sent" could not be stored; True once all are."""
+        for item_id, message_id in list(self._unrecorded.items()):
+            try:
+                await self._outbox.mark_sent(item_id, message_id)
+            except Exception as exc:
+                log.warning("cannot store sent messages yet (%s); sending waits", type(exc).__name__,
+                            extra={"platform": self.platform, "messages": len(self._unrecorded)})
+                return False
+            del self._unrecorded[item_id]
+            self._known.discard(item_id)
+        return True
 
     async def _fetch_if_due(self) -> None:
         now = time.monotonic()
@@ -230,6 +255,8 @@ class PlatformWorker:
 
     def _dispatch(self) -> float:
         """Start every send the limiter allows now; return how long until the next might be."""
+        if self._unrecorded:
+            return 0.0  # the loop records them first
         now = time.monotonic()
         gap = FETCH_GAP if self._look_again else self._poll
         soonest = max(gap - (now - self._last_fetch), 0.0)
@@ -269,7 +296,7 @@ class PlatformWorker:
             log.exception("delivery bookkeeping failed", extra={"outbox_id": item.id})
         finally:
             self._busy.discard(chat)
-            if not requeue:
+            if not requeue and item.id not in self._unrecorded:
                 self._known.discard(item.id)
             self._wake.set()
 
@@ -316,7 +343,12 @@ class PlatformWorker:
             # from when it ended, so the chat's next message keeps its distance from it.
             now = time.monotonic()
             self._limiter.settle(chat, self._limiter.take(chat, now), now)
-        await self._outbox.mark_sent(item.id, message_id)
+        try:
+            await self._outbox.mark_sent(item.id, message_id)
+        except Exception:
+            self._unrecorded[item.id] = message_id  # stays known here: not fetched and sent again
+            log.exception("a sent message could not be stored as sent; sending waits for the database",
+                          extra=extra)
         self.stats.sent += 1
         self.stats.latencies.append((self._clock() - item.created_at).total_seconds())
         return False

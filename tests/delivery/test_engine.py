@@ -311,3 +311,46 @@ async def test_a_new_owner_takes_back_what_a_gone_owner_took_and_did_not_settle(
     await asyncio.sleep(0.2)
     await worker.stop()
     assert [text for *_, text in platform.delivered] == [f"m{n}" for n in range(5, 30)]
+
+
+class FlakyOutbox:
+    """The real outbox, whose "sent" cannot be stored while `down` (the database away)."""
+
+    def __init__(self, outbox: SqlOutbox) -> None:
+        self._outbox = outbox
+        self.down = False
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._outbox, name)
+
+    async def mark_sent(self, item_id: int, platform_message_id: str) -> None:
+        if self.down:
+            self.refused += 1
+            raise ConnectionError("the database is away")
+        await self._outbox.mark_sent(item_id, platform_message_id)
+
+
+async def test_when_sent_cannot_be_stored_sending_waits_and_nothing_goes_twice(bed: Bed) -> None:
+    platform = ScriptedPlatform(delay=0.01)
+    await bed.queue("1", *(f"a{n}" for n in range(20)))
+    await bed.queue("2", *(f"b{n}" for n in range(20)))
+    flaky = FlakyOutbox(bed.outbox)
+    worker = PlatformWorker(platform, flaky, TelegramLimiter(1000, 0.0, 1000),  # type: ignore[arg-type]
+                            poll_seconds=0.05, backoff=Backoff(base=0.05, cap=0.2))
+    worker.start()
+    await until(lambda: len(platform.delivered) >= 4)
+    flaky.down = True
+    await until(lambda: flaky.refused >= 1)
+    during = len(platform.delivered)
+    await asyncio.sleep(0.5)
+    # At most the sends already in flight (one per chat) finished; nothing new started meanwhile.
+    assert len(platform.delivered) <= during + 2
+    flaky.down = False
+    await until(lambda: len(platform.delivered) == 40)
+    await asyncio.sleep(0.3)
+    await worker.stop()
+    texts = [text for *_, text in platform.delivered]
+    assert sorted(texts) == sorted([f"a{n}" for n in range(20)] + [f"b{n}" for n in range(20)])  # each once
+    assert [t for t in texts if t.startswith("a")] == [f"a{n}" for n in range(20)]  # in order
+    assert not await bed.outbox.due(Platform.TELEGRAM, 100)  # every one stored as sent
