@@ -277,4 +277,9 @@ def _live_events(settings: Settings, svc: Services) -> LiveEvents:
         known = [Platform(p) for p in platforms if p in _PLATFORMS]
         svc.chat.engine.notify(known or None)  # none named (a reconnect): look at every platform
 
-    return LiveEvents(settings.database_url(), on_floor=on_floor, on_outbox=on_outbox)
+    def on_listening() -> None:  # notices sent while the listener was away are lost: look again
+        if floor is not None:
+            floor.resync()
+        svc.chat.engine.notify(None)
+
+    return LiveEvents(settings.database_url(), on_floor=on_floor, on_outbox=on_outbox, on_listening=on_listening)

@@ -150,6 +150,14 @@ class FloorService:
         slot.stale = True
         self._changed(slot, version)
 
+    def resync(self) -> None:
+        """Other processes' changes may have gone unnoticed (the listener was away): every list in
+        memory is brought up to date when next used, and the live pages look again."""
+        for slot in self._slots.values():
+            if slot.lst is not None:
+                slot.stale = True
+                self._changed(slot, slot.lst.version)
+
     # ---------------------------------------------------------------- changing
 
     async def request(self, meeting_id: MeetingId, session_id: SessionId, command: RequestFloor,

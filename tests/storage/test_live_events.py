@@ -37,6 +37,7 @@ SESSION = SessionId("hls-statements-1")
 class Process:
     def __init__(self, svc: Services, live: LiveEvents, woken: list[list[str]]) -> None:
         self.svc, self.live, self.woken = svc, live, woken
+        self.database = ""
 
     @property
     def floor(self):  # type: ignore[no-untyped-def]
@@ -60,10 +61,11 @@ async def two(postgres_available: None, tmp_path: Path) -> AsyncIterator[tuple[P
                 assert floor is not None
                 live = LiveEvents(settings.database_url(),
                                   on_floor=lambda m, s, v, f=floor: f.changed_elsewhere(MeetingId(m), SessionId(s), v),
-                                  on_outbox=woken.append)
+                                  on_outbox=woken.append, on_listening=floor.resync)
                 await live.start()
                 stack.push_async_callback(live.stop)
                 made.append(Process(svc, live, woken))
+                made[-1].database = name
             await made[0].svc.seed()
             yield made[0], made[1]
     finally:
@@ -99,6 +101,19 @@ async def test_a_change_in_one_process_reaches_the_other(two: tuple[Process, Pro
     await _until(lambda: b.live.received >= 3)
     final = await b.floor.view(WSIS, SESSION)
     assert [final.speakers[i].participant.key for i in final.order] == ["web:1", "telegram:2", "discord:3"]
+
+
+async def test_a_change_made_while_the_listener_was_away_is_seen_once_it_listens_again(
+        two: tuple[Process, Process]) -> None:
+    a, b = two
+    assert (await b.floor.view(WSIS, SESSION)).order == []
+    watcher = b.floor.watch(WSIS, SESSION)
+    await _end_sessions(a.database)  # b's listener reconnects after a second; its notice is lost
+    await a.floor.request(WSIS, SESSION, _ask("web:1"), _me("web:1"))  # a's pool opens a new connection
+    assert b.live.received == 0
+    await asyncio.wait_for(watcher.get(), 10)  # woken once b listens again
+    seen = await b.floor.view(WSIS, SESSION)
+    assert [seen.speakers[i].participant.key for i in seen.order] == ["web:1"]
 
 
 async def test_outbox_rows_written_by_one_process_wake_the_others(two: tuple[Process, Process]) -> None:

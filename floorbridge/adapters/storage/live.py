@@ -43,15 +43,19 @@ def outbox_payload(platforms: Iterable[str]) -> str:
 
 
 class LiveEvents:
-    """One process's listener. `on_floor(meeting, session, version)`, `on_outbox(platforms)`."""
+    """One process's listener. `on_floor(meeting, session, version)`, `on_outbox(platforms)`, and
+    `on_listening()` each time it listens again after a gap (what was notified meanwhile is lost)."""
 
     def __init__(self, database_url: str, *, on_floor: Callable[[str, str, int], None],
-                 on_outbox: Callable[[list[str]], None], retry_seconds: float = 1.0) -> None:
+                 on_outbox: Callable[[list[str]], None], on_listening: Callable[[], None] = lambda: None,
+                 retry_seconds: float = 1.0) -> None:
         url = make_url(database_url)
         self._enabled = url.get_backend_name() == "postgresql"
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._on_floor = on_floor
         self._on_outbox = on_outbox
+        self._on_listening = on_listening
+        self._listened = False
         self._retry = retry_seconds
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -81,6 +85,9 @@ class LiveEvents:
                 await conn.add_listener(FLOOR, self._floor)
                 await conn.add_listener(OUTBOX, self._outbox)
                 self._connected.set()
+                if self._listened:
+                    self._on_listening()
+                self._listened = True
                 while not lost.is_set():
                     # A connection that died quietly (server restarted, network gone) shows on use.
                     with contextlib.suppress(TimeoutError):
