@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import sqlite3
 import time
 import weakref
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from floorbridge.core.errors import InvalidInput, Problem
@@ -190,3 +191,32 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection inside a read transaction, so several queries see one snapshot."""
     async with engine.connect() as conn, conn.begin():
         yield conn
+
+
+# asyncpg's errors for a server that is going away or not there (SQLSTATE classes 08 and 57P).
+_GONE_SQLSTATES = ("08", "57P")
+_NETWORK_ERRNOS = {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT,
+                   errno.EPIPE, errno.ECONNABORTED}
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached now (the server restarting, the network
+    gone, a connection cut), as opposed to a mistake in a statement: worth a retry, not a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        if isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS:
+            return True  # connect() refused, unreachable network
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_GONE_SQLSTATES):
+            return True
+        if type(current).__module__.startswith("asyncpg") and type(current).__name__ in (
+                "ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"):
+            return "connection" in str(current).lower() or type(current).__name__ == "ConnectionDoesNotExistError"
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False

@@ -10,10 +10,12 @@ from aiohttp import web
 from floorbridge.core.errors import ConcurrentChange, InvalidInput, NotFound
 from floorbridge.core.speakers import NotAllowed, QueueRefused
 
+from ..storage.engine import database_unavailable
 from .limits import capped
 
 log = logging.getLogger("floorbridge.web")
 
+RETRY_AFTER_SECONDS = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -44,7 +46,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status >= 400 and e.empty_body is False and request.path.startswith("/api/"):
             return error_response(request, e.status, e.reason.lower().replace(" ", "_"), e.text or e.reason)
         raise
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):
+            # The database is restarting or out of reach: the client may try again (the queue refuses a
+            # request made twice, so a retry of one that was stored after all changes nothing).
+            log.warning("database unavailable (%s)", type(exc).__name__, extra={"path": request.path})
+            response = error_response(request, 503, "unavailable",
+                                      "the database cannot be reached just now; try again")
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         # Never echo internals (they may hold connection strings); the log has the trace.
         log.exception("unhandled error", extra={"path": request.path})
         return error_response(request, 500, "internal_error", "internal error; see the server log")
