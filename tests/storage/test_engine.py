@@ -74,3 +74,18 @@ async def test_sqlite_writers_of_one_process_take_turns_without_the_busy_handler
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 40
     finally:
         await engine.dispose()
+
+
+async def test_a_database_error_never_carries_the_values_it_was_given(store_url: str) -> None:
+    """A failing statement's message (which ends up in logs) shows the SQL, not the bound values:
+    they may be feed tokens or mail."""
+    engine = create_engine(store_url)
+    try:
+        with pytest.raises(Exception) as failed:
+            async with writing(engine) as conn:
+                await conn.execute(text("INSERT INTO no_such_table (token) VALUES (:token)"),
+                                   {"token": "feed-token-s3cret"})
+        assert "no_such_table" in str(failed.value)
+        assert "feed-token-s3cret" not in str(failed.value)
+    finally:
+        await engine.dispose()

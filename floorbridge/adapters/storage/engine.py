@@ -61,16 +61,17 @@ def create_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False
     number of kept connections (SQLite's pool is the driver's own)."""
     parsed = parse_url(url)
     if parsed.drivername == POSTGRES:
-        return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size)
+        return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=pool_size,
+                                   hide_parameters=True)
     if not is_memory(parsed):
         path = Path(parsed.database or "").expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         _switch_to_wal(path, busy_timeout_ms)
-    engine = create_async_engine(parsed, echo=echo)
+    engine = create_async_engine(parsed, echo=echo, hide_parameters=True)
     _configure_sqlite(engine.sync_engine, busy_timeout_ms)
     if not is_memory(parsed):
         # The same file through the plain driver, for whole transactions run in a thread (run_write).
-        twin = create_sync_engine(parsed.set(drivername="sqlite"), echo=echo)
+        twin = create_sync_engine(parsed.set(drivername="sqlite"), echo=echo, hide_parameters=True)
         _configure_sqlite(twin, busy_timeout_ms)
         _twins[engine.sync_engine] = twin
         event.listen(engine.sync_engine, "engine_disposed", lambda _engine: twin.dispose())
