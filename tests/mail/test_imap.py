@@ -336,3 +336,20 @@ async def test_a_missing_mailbox_is_an_error_not_a_silent_empty_pass(dovecot: Do
 def test_the_password_is_not_in_the_account_repr() -> None:
     account = ImapAccount("imap.example", 993, "delegate", "s3cret-pass")
     assert "s3cret-pass" not in repr(account)
+
+
+async def test_with_a_cap_a_big_message_is_read_only_one_byte_past_it(
+    dovecot: Dovecot, user: MailUser, pollers: list[ImapPoller]
+) -> None:
+    """A message over `max_bytes` is never fetched whole: delivery gets its first max_bytes + 1
+    bytes, enough to be refused as too large; a message under the cap comes whole."""
+    small = message("Circular 1")
+    big = message("Circular 2") + b"\r\n" + b"x" * 200_000 + b"\r\n"
+    for raw in (small, big):
+        dovecot.append(user, raw)
+    inbox = Inbox()
+    poller = make_poller(pollers, dovecot, user, inbox, max_bytes=50_000)
+    assert await poller.run_once() == 2
+    assert inbox.raw[0].replace(b"\r\n", b"\n") == small.replace(b"\r\n", b"\n")
+    assert len(inbox.raw[1]) == 50_001 and b"Subject: Circular 2" in inbox.raw[1]
+    assert dovecot.search(user, "UNSEEN") == []  # both dealt with

@@ -37,6 +37,19 @@ def test_the_streaming_reader_splits_like_the_standard_library_and_unquotes_from
     assert ours == [std.replace(b"\n>From ", b"\nFrom ") for std in theirs]
 
 
+def test_a_message_over_the_cap_is_not_held_whole_and_the_next_ones_come_as_they_are(tmp_path: Path) -> None:
+    huge_body = BODY + "\n" + ("x" * 99 + "\n") * 40_000  # 4 MB: over a 100 kB cap, across several blocks
+    messages = [letter(BODY, message_id="<a@itu.int>"), letter(huge_body, message_id="<b@itu.int>"),
+                letter(BODY, message_id="<c@itu.int>")]
+    path = _mbox(tmp_path / "list.mbox", messages)
+    ours = list(mbox_messages(path, max_bytes=100_000))
+    whole = list(mbox_messages(path))
+    assert len(ours) == len(whole) == 3
+    assert ours[0] == whole[0] and ours[2] == whole[2]
+    assert 100_000 < len(ours[1]) <= 101_024 < len(whole[1])  # its start only, enough to be refused
+    assert whole[1].startswith(ours[1])
+
+
 async def test_an_mbox_is_archived_without_relaying_and_bad_messages_quarantined(world: MailWorld,
                                                                                  tmp_path: Path) -> None:
     good = [letter(BODY, message_id=f"<a{n}@itu.int>") for n in range(7)]

@@ -48,6 +48,8 @@ class ImportReport:
 
 _BLOCK = 1 << 20
 _SEPARATOR = re.compile(rb"\n\r?\nFrom ")  # a "From " line after a blank line starts the next message
+_FROM_LINE = 1024  # room for the "From " line above a message's own bytes
+_OVERLAP = 16  # longer than a separator
 _QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
 
 
@@ -59,8 +61,11 @@ def _message(data: bytes) -> bytes:
     return _QUOTED.sub(rb"\1", body) if b">" in body else body
 
 
-def mbox_messages(path: Path) -> Iterator[bytes]:
-    """The raw messages of an mbox file, one at a time, reading it in blocks."""
+def mbox_messages(path: Path, max_bytes: int | None = None) -> Iterator[bytes]:
+    """The raw messages of an mbox file, one at a time, reading it in blocks. With `max_bytes`, a
+    message longer than that is not held whole: only its start comes (enough to be refused as too
+    large) while its end is looked for."""
+    keep = max_bytes + _FROM_LINE if max_bytes is not None else None
     with path.open("rb") as f:
         buf = f.read(_BLOCK)
         if buf.lstrip()[:5] != b"From " and buf.strip():
@@ -68,18 +73,24 @@ def mbox_messages(path: Path) -> Iterator[bytes]:
                                                    "'From ' line")], source=str(path))
         buf = buf.lstrip(b"\r\n")
         start = 0
+        head: bytes | None = None  # the start of a message too long to hold, until its end is found
         while True:
-            m = _SEPARATOR.search(buf, start + 1)
+            m = _SEPARATOR.search(buf, start + 1 if head is None else 0)
             if m is not None:
-                yield _message(buf[start : m.start() + 1])
+                yield _message(head if head is not None else buf[start : m.start() + 1])
+                head = None
                 start = m.end() - 5  # at the next "From "
                 continue
             more = f.read(_BLOCK)
             if not more:
                 break
-            buf = buf[start:] + more
+            if keep is not None and head is None and len(buf) - start > keep:
+                head = buf[start : start + keep]
+            # `buf` was searched: what is kept of it is the current message (or, past the cap, only
+            # its last bytes, for a separator that straddles the two blocks).
+            buf = (buf[-_OVERLAP:] if head is not None else buf[start:]) + more
             start = 0
-        rest = buf[start:]
+        rest = head if head is not None else buf[start:]
         if rest.strip():
             for blank in (b"\r\n", b"\n"):  # the blank line mbox writers put after the last message
                 if rest.endswith(blank + blank) or rest.endswith(b"\n" + blank):
@@ -94,7 +105,7 @@ def maildir_messages(path: Path) -> Iterator[bytes]:
         yield box.get_bytes(key)
 
 
-def messages_in(path: Path) -> Iterator[bytes]:
+def messages_in(path: Path, max_bytes: int | None = None) -> Iterator[bytes]:
     if path.is_dir():
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
             raise InvalidInput([Problem(str(path), "is a directory but not a Maildir (no cur/ and new/)")],
@@ -102,7 +113,7 @@ def messages_in(path: Path) -> Iterator[bytes]:
         return maildir_messages(path)
     if not path.exists():
         raise InvalidInput([Problem(str(path), "no such file or directory")], source=str(path))
-    return mbox_messages(path)
+    return mbox_messages(path, max_bytes)
 
 
 async def import_mail(intake: MailIntake, meeting_id: MeetingId, path: Path, *, batch: int = BATCH) -> ImportReport:
@@ -110,7 +121,7 @@ async def import_mail(intake: MailIntake, meeting_id: MeetingId, path: Path, *, 
         raise InvalidInput([Problem("meeting", f"there is no meeting {meeting_id!r}")], source=str(path))
     report = ImportReport()
     pending: list[bytes] = []
-    for raw in messages_in(path):
+    for raw in messages_in(path, intake.max_bytes):
         pending.append(raw)
         if len(pending) >= batch:
             await _store(intake, meeting_id, pending, report)

@@ -41,7 +41,7 @@ IDLE_MAX_SECONDS = 29 * 60.0  # RFC 2177: re-issue IDLE at least every 29 minute
 BACKOFF_MAX_SECONDS = 300.0
 
 _T = TypeVar("_T")
-_BODY_LITERAL = re.compile(rb"BODY\[\] \{\d+\}$")
+_BODY_LITERAL = re.compile(rb"BODY\[\](?:<0>)? \{\d+\}$")  # <0>: a partial fetch from the start
 _UID = re.compile(rb"\bUID (\d+)\b")
 _NEW_MAIL = re.compile(rb"^\d+ (EXISTS|RECENT)\b", re.IGNORECASE)
 
@@ -170,6 +170,7 @@ class ImapPoller:
         backoff_initial: float = 1.0,
         backoff_max: float = BACKOFF_MAX_SECONDS,
         ssl_context: ssl.SSLContext | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         if account.poll_seconds <= 0:
             raise ValueError("poll_seconds must be positive")
@@ -183,6 +184,7 @@ class ImapPoller:
         self._backoff_initial = backoff_initial
         self._backoff_max = min(backoff_max, BACKOFF_MAX_SECONDS)
         self._ssl_context = ssl_context
+        self._max_bytes = max_bytes
         self._client: Any = None  # aioimaplib.IMAP4 while connected
         self._lost = asyncio.Event()
         self._server_idle = False
@@ -307,7 +309,10 @@ class ImapPoller:
         """Fetch, deliver and flag one message; False when it was not delivered."""
         # No overall limit: a big message may take long. aioimaplib times the FETCH out after ``timeout``
         # seconds without data.
-        fetch = self._client.uid("fetch", str(uid), "BODY.PEEK[]")
+        # With a cap, at most one byte more than it is fetched: a bigger message is known to be too
+        # big (deliver quarantines it) without ever being held whole in memory.
+        part = f"BODY.PEEK[]<0.{self._max_bytes + 1}>" if self._max_bytes else "BODY.PEEK[]"
+        fetch = self._client.uid("fetch", str(uid), part)
         response = await self._io(fetch, f"UID FETCH {uid}", limit=None)
         if response.result != "OK":
             raise ImapError(f"{self.name}: UID FETCH {uid} failed: {_text(response)}")

@@ -166,7 +166,7 @@ class MailIntake:
         sha = hashlib.sha256(raw).hexdigest()
         if len(raw) > self.max_bytes:
             return _Judged(raw, sha, MailStatus.QUARANTINED,
-                           f"too large: {len(raw)} bytes, over the cap of {self.max_bytes} bytes")
+                           f"too large: over the cap of {self.max_bytes} bytes ({len(raw)} bytes read)")
         try:
             parsed = parse_mail(raw, max_bytes=self.max_bytes)
         except MalformedMail as exc:

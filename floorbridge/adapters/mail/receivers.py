@@ -40,7 +40,8 @@ class MailReceivers:
             account = ImapAccount(box.host, box.port, box.username, secret.get_secret_value(), box.mailbox,
                                   tls=box.tls, poll_seconds=box.poll_seconds)
             self.pollers.append(ImapPoller(account, _deliver_to(intake, MeetingId(box.meeting)),
-                                           name=f"{box.meeting}:{box.username}@{box.host}"))
+                                           name=f"{box.meeting}:{box.username}@{box.host}",
+                                           max_bytes=intake.max_bytes))
 
     async def start(self) -> None:
         for server in self.servers:
