@@ -266,3 +266,22 @@ async def test_two_processes_asking_at_once_lose_nothing_and_keep_the_receipt_or
     waiting = [final.speakers[i] for i in final.order]
     assert len(waiting) == 300 and len({s.participant.key for s in waiting}) == 300
     assert [s.requested_at for s in waiting] == sorted(s.requested_at for s in waiting)
+
+
+async def test_processes_starting_together_share_the_platforms(postgres_available: None) -> None:
+    """The first process to start does not take every platform: one already running some asks
+    later, so three platforms go to two processes as two and one."""
+    name = await create_pg_database()
+    url = pg_url(name)
+    runner = Runner()
+    processes = [PlatformLocks(url, ["telegram", "discord", "matrix"], retry_seconds=0.05, health_seconds=0.5,
+                               spread_seconds=0.3, **runner.callbacks(who)) for who in ("first", "second")]
+    try:
+        await asyncio.gather(*(p.start() for p in processes))
+        await _until(lambda: len(processes[0].owned) + len(processes[1].owned) == 3, within=10)
+        assert sorted(len(p.owned) for p in processes) == [1, 2]
+        assert not processes[0].owned & processes[1].owned
+    finally:
+        for p in processes:
+            await p.stop()
+        await drop_pg_database(name)

@@ -39,6 +39,10 @@ _TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 # process hears of it at the same moment (its connection closes), and stops taking new sends.
 # The new owner starts this much later, so the two do not run side by side meanwhile.
 _SETTLE_SECONDS = 0.5
+# Processes share the platforms rather than the first to start taking them all: the i-th platform
+# is first asked for i spreads after start, and a process that already runs some asks that many
+# spreads later than one that runs none.
+_SPREAD_SECONDS = 0.5
 
 
 def lock_key(platform: str) -> int:
@@ -52,7 +56,7 @@ class PlatformLocks:
     def __init__(self, database_url: str, platforms: Iterable[str], *,
                  on_acquired: Callable[[str], Awaitable[None]], on_lost: Callable[[str], Awaitable[None]],
                  retry_seconds: float = 1.0, health_seconds: float = _HEALTH_SECONDS,
-                 settle_seconds: float = _SETTLE_SECONDS) -> None:
+                 settle_seconds: float = _SETTLE_SECONDS, spread_seconds: float = _SPREAD_SECONDS) -> None:
         url = make_url(database_url)
         self.enabled = url.get_backend_name() == "postgresql"
         self._dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -62,6 +66,7 @@ class PlatformLocks:
         self._retry = retry_seconds
         self._health = health_seconds
         self._settle = settle_seconds
+        self._spread = spread_seconds
         self._tasks: list[asyncio.Task[None]] = []
         self.owned: set[str] = set()  # the locks held
         self._running: set[str] = set()  # told to run (on_acquired), not yet told to stop
@@ -90,6 +95,17 @@ class PlatformLocks:
         self.owned.clear()
         self._running.clear()
 
+    async def _ask(self, conn: Any, key: int, platform: str) -> None:
+        """Until this process holds the platform's lock."""
+        await asyncio.sleep(self._platforms.index(platform) * self._spread)
+        while True:
+            others = len(self.owned - {platform})
+            if others:
+                await asyncio.sleep(others * self._spread)
+            if await conn.fetchval(_TRY_LOCK, key, timeout=self._health):
+                return
+            await asyncio.sleep(self._retry)
+
     async def _hold(self, platform: str) -> None:
         key = lock_key(platform)
         while True:
@@ -98,8 +114,7 @@ class PlatformLocks:
                 conn = await asyncpg.connect(self._dsn, timeout=_CONNECT_SECONDS)
                 closed = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, closed=closed: closed.set())
-                while not await conn.fetchval(_TRY_LOCK, key, timeout=self._health):  # noqa: ASYNC110 (held by another session)
-                    await asyncio.sleep(self._retry)
+                await self._ask(conn, key, platform)
                 self.owned.add(platform)
                 self.acquired[platform] += 1
                 # The platform starts while the connection is watched: a loss during a slow start
