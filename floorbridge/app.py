@@ -162,6 +162,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     try:
         yield Services(settings, store, chats, outbox, chat, speakers, console)
     finally:
+        await outbox.close()
         await store.close()
 
 
