@@ -380,12 +380,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait(condition: Any, timeout: float, what: str, every: float = 0.25) -> None:  # noqa: ASYNC109
+async def wait(condition: Any, timeout: float, what: str) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while not await condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not done within {timeout:.0f} s")
-        await asyncio.sleep(every)
+        await asyncio.sleep(0.25)
 
 
 def rate(times: list[float]) -> float:
@@ -707,7 +707,8 @@ class Run:
                             "matrix": len({c for _, c in mx_times()})}
 
                 async def all_out() -> bool:
-                    return all(delivered()[k] >= counts[k] for k in counts)
+                    now = delivered()
+                    return all(now[k] >= counts[k] for k in counts)
 
                 expected = len(outgoing) / sum(limits.values())
                 timeout = 4 * expected + 120
@@ -844,9 +845,12 @@ class Run:
     async def probe(self, tg: Any, dc: Any, channel: str, user: str, guild: str) -> None:
         """A command on each platform, answered: each has an owner, connected."""
 
+        async def telegram_answered() -> bool:
+            return any(s.chat_id == PROBE_TELEGRAM_CHAT for s in tg.sent)
+
         async def telegram() -> None:
             tg.push_message(PROBE_TELEGRAM_CHAT, PROBE_TELEGRAM_CHAT, "/help")
-            await wait(lambda: _true(any(s.chat_id == PROBE_TELEGRAM_CHAT for s in tg.sent)), 120, "the Telegram probe")
+            await wait(telegram_answered, 120, "the Telegram probe")
 
         async def discord() -> None:
             deadline = time.monotonic() + 120
@@ -876,10 +880,6 @@ class Run:
             raise TimeoutError("the Matrix probe was not answered within 120 s")
 
         await asyncio.gather(telegram(), discord(), matrix())
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 # ------------------------------------------------------------------------------------------------

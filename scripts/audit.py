@@ -64,5 +64,6 @@ def judge(report: dict[str, Any]) -> tuple[int, list[str]]:
                           f"{names}{more}"]
     return 0, [f"{len(deps)} packages checked, no known vulnerabilities"]
 
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

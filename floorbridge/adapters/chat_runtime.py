@@ -4,8 +4,7 @@ the reminder loop, built from the settings and started inside the app's event lo
 Each platform starts and stops on its own (`start_platform`, `stop_platform`): with PostgreSQL a
 platform runs only while this process holds its lock (`storage/ownership.py`), so losing the lock
 stops that platform's bot and delivery, and winning it again starts them again, in the same
-process. A restarted platform gets a new delivery worker, which reads the outbox afresh: what the
-stopped one had fetched may have been sent by another process meanwhile."""
+process (the delivery worker then reads the outbox afresh: see PlatformWorker.start)."""
 
 from __future__ import annotations
 
@@ -104,9 +103,7 @@ class ChatRuntime:
         self.web_first = WebFirst()
         self._locks: PlatformLocks | None = None
         self._started: set[Platform] = set()  # running now (or starting)
-        self._ran: set[Platform] = set()  # started at least once: its worker has fetched
         self._switching: dict[Platform, asyncio.Lock] = {}  # one start or stop of a platform at a time
-        self._new_worker: dict[Platform, Callable[[], PlatformWorker]] = {}
         self.staff = staff_from(self.settings)
         self.moderator_chats = moderator_chats_from(self.settings)
         self.floor: FloorService | None = None
@@ -142,20 +139,14 @@ class ChatRuntime:
 
     def add(self, adapter: ChatAdapter, *, limiter: Limiter | None = None, **worker_options: Any) -> None:
         self.adapters[adapter.platform] = adapter
-        limiter = limiter or self.limiter_for(adapter.platform)
-
-        def new_worker() -> PlatformWorker:
-            return PlatformWorker(
-                adapter, self.outbox, limiter,  # one limiter across restarts: the platform's limits still hold
-                failure_notices=self.failure_notices,
-                poll_seconds=self.settings.bots.delivery_poll_seconds,
-                clock=self.clock,
-                before_send=self.web_first.yield_to_web,
-                **worker_options,
-            )
-
-        self._new_worker[adapter.platform] = new_worker
-        self.engine.workers[adapter.platform] = new_worker()
+        self.engine.workers[adapter.platform] = PlatformWorker(
+            adapter, self.outbox, limiter or self.limiter_for(adapter.platform),
+            failure_notices=self.failure_notices,
+            poll_seconds=self.settings.bots.delivery_poll_seconds,
+            clock=self.clock,
+            before_send=self.web_first.yield_to_web,
+            **worker_options,
+        )
 
     def add_configured(self) -> None:
         """The adapters the settings enable, with their secrets from the environment."""
@@ -263,13 +254,6 @@ class ChatRuntime:
         async with self._switch(platform):
             if platform in self._started:
                 return
-            if platform in self._ran:
-                # What the last worker had fetched may have gone out from another process since.
-                old = self.engine.workers[platform]
-                worker = self._new_worker[platform]()
-                worker.stats = old.stats  # the counters of /metrics go on
-                self.engine.workers[platform] = worker
-            self._ran.add(platform)
             self._started.add(platform)
             self.engine.workers[platform].start()
             try:

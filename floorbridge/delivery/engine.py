@@ -155,6 +155,13 @@ class PlatformWorker:
     # ---------------------------------------------------------------- lifetime
 
     def start(self) -> None:
+        """Start (or start again after `stop`). What an earlier run had fetched and not sent is
+        forgotten and read again from the outbox: another process may have sent it meanwhile."""
+        self._queues.clear()
+        self._known = set(self._unrecorded)  # sent: recorded first, never fetched again
+        self._busy.clear()
+        self._look_again = True
+        self._last_fetch = 0.0
         self._stopping = False
         self._main = asyncio.create_task(self._run(), name=f"delivery-{self.platform}")
 
@@ -172,7 +179,7 @@ class PlatformWorker:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._unrecorded:
-            await self._record_unrecorded()  # one last try; what stays unrecorded may go again
+            await self._record_unrecorded()  # one last try; the rest is tried again at the next start
 
     def notify(self) -> None:
         """New rows were written: look at the outbox soon (within FETCH_GAP) rather than at the next poll."""
@@ -202,15 +209,11 @@ class PlatformWorker:
             try:
                 if self._unrecorded and not await self._record_unrecorded():
                     wait = self._poll  # the database is still away: send nothing more until it is back
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(wait):
-                            await self._wake.wait()
-                    continue
-                await self._fetch_if_due()
-                if self._before_send is not None:
-                    await self._before_send()  # before the limiter hands out tokens, so none goes stale
-                wait = self._dispatch()
+                else:
+                    await self._fetch_if_due()
+                    if self._before_send is not None:
+                        await self._before_send()  # before the limiter hands out tokens, so none goes stale
+                    wait = self._dispatch()
             except asyncio.CancelledError:
                 raise
             except Exception:

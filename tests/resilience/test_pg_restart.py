@@ -35,15 +35,10 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,14 +52,25 @@ from floorbridge.adapters.storage.ownership import lock_key
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.outbox import OutgoingMessage
 from floorbridge.core.richtext import message, p
-from tests.fakes.discord_api import FakeDiscord
-from tests.fakes.synapse import Synapse
-from tests.fakes.telegram_api import FakeTelegram
-from tests.storage.conftest import PG_ADMIN_DSN, create_pg_database, drop_pg_database, pg_url
+from tests.resilience.support import (
+    Platforms,
+    discord_channels,
+    discord_sent,
+    duplicates,
+    enqueue_fanout,
+    free_port,
+    matrix_received,
+    matrix_rooms,
+    serve,
+    service_env,
+    stop,
+    telegram_sent,
+    write_config,
+)
+from tests.storage.conftest import PG_ADMIN_DSN, pg_url
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.postgres]
 
-ROOT = Path(__file__).resolve().parents[2]
 TELEGRAM, DISCORD, ROOMS, PER_ROOM = 600, 900, 25, 12  # 1,800 messages; Telegram's 30 a second is the slowest
 MATRIX = ROOMS * PER_ROOM
 MARK = "Fan-out message"
@@ -75,45 +81,6 @@ POLL_SECONDS = 60  # the delivery's poll: a message delivered much sooner was wo
 # Set to 1 to end the sessions instead of restarting the server (while developing, when others use it).
 ONLY_TERMINATE = "FLOORBRIDGE_TEST_PG_TERMINATE_ONLY"
 BACK_WITHIN = 10.0  # seconds after the server is back for each web API to accept a request again
-
-
-@pytest.fixture
-async def platforms(tmp_path: Path) -> AsyncIterator[tuple[FakeTelegram, FakeDiscord, Synapse]]:
-    tg, dc = FakeTelegram(), FakeDiscord()
-    await tg.start()
-    await dc.start()
-    try:
-        async with Synapse(tmp_path / "synapse") as hs:
-            yield tg, dc, hs
-    finally:
-        await dc.stop()
-        await tg.stop()
-
-
-@pytest.fixture
-async def database() -> AsyncIterator[str]:
-    """A fresh database (skipped, like the storage tests, when PostgreSQL is away and FLOORBRIDGE_SKIP_POSTGRES=1)."""
-    try:
-        name = await create_pg_database()
-    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-        if os.environ.get("FLOORBRIDGE_SKIP_POSTGRES") == "1":
-            pytest.skip(f"PostgreSQL unreachable ({exc}) and FLOORBRIDGE_SKIP_POSTGRES=1")
-        raise
-    try:
-        yield name
-    finally:
-        await drop_pg_database(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(config: Path, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(config), "serve", *args],
-                            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
 def _restart_command() -> list[str]:
@@ -261,14 +228,6 @@ class LivePage:
                 await self._task
 
 
-async def _exited(proc: subprocess.Popen[bytes], within: float) -> int | None:
-    """The exit code, or None if the process is still running after `within` seconds."""
-    deadline = time.monotonic() + within
-    while proc.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 (a child process has no event)
-        await asyncio.sleep(0.1)
-    return proc.poll()
-
-
 async def _until(condition: Any, within: float, what: str, pause: float = 0.1) -> float:
     """Poll `condition` until it holds; the time it took. Fails with `what` at the deadline."""
     started = time.monotonic()
@@ -280,78 +239,48 @@ async def _until(condition: Any, within: float, what: str, pause: float = 0.1) -
 
 
 async def test_postgresql_restarted_under_load_the_service_recovers_by_itself(
-        platforms: tuple[FakeTelegram, FakeDiscord, Synapse], database: str, tmp_path: Path) -> None:
+        platforms: Platforms, pg_database: str, tmp_path: Path) -> None:
     tg, dc, hs = platforms
-    guild = dc.add_guild("delegates")
-    channels = [dc.add_channel(guild, f"chan-{n}") for n in range(DISCORD + 1)]  # the last one for the probe
-    bot = await hs.register("floorbridge")
-    alice = await hs.register("alice")
-    await hs.override_ratelimit(bot, 0, 0)
-    rooms = []
-    for n in range(ROOMS + 1):
-        room = await hs.create_room(alice, name=f"room {n}", invite=[bot.user_id])
-        await hs.join(bot, room)
-        rooms.append(room)
+    channels = discord_channels(dc, DISCORD + 1)  # the last one for the probe
+    bot, alice, rooms = await matrix_rooms(hs, ROOMS + 1)  # the last one for the probe
+    url = pg_url(pg_database)
+    await enqueue_fanout(url, telegram=TELEGRAM, channels=channels[:DISCORD],
+                         rooms=[r for r in rooms[:ROOMS] for _ in range(PER_ROOM)], mark=MARK, dedup="fanout",
+                         seed=11)  # (and migrates the fresh database)
 
-    url = pg_url(database)
-    store = await open_store(url)  # migrates the fresh database
-    try:
-        targets = ([ChatRef(Platform.TELEGRAM, str(10_000 + n)) for n in range(TELEGRAM)]
-                   + [ChatRef(Platform.DISCORD, c) for c in channels[:DISCORD]]
-                   + [ChatRef(Platform.MATRIX, r) for r in rooms[:ROOMS] for _ in range(PER_ROOM)])
-        random.Random(11).shuffle(targets)
-        await SqlChatStore(store.engine).enqueue(
-            [OutgoingMessage(chat, message(p(f"{MARK} {n} for {chat.chat_id}")), dedup_key=f"fanout:{n}")
-             for n, chat in enumerate(targets)])
-    finally:
-        await store.close()
-
-    ports = {"all": _free_port(), "web": _free_port()}
-    configs = {}
-    for role, port in ports.items():
-        configs[role] = tmp_path / f"fb-{role}.yaml"
-        configs[role].write_text(
-            f"server: {{port: {port}, public_url: 'http://127.0.0.1:{port}'}}\n"
-            f"database: {{url: '{url}'}}\n"
-            "logging: {level: WARNING}\n"
-            f"bots: {{delivery_poll_seconds: {POLL_SECONDS}}}\n"
-            f"telegram: {{enabled: true, base_url: '{tg.base_url}'}}\n"
-            f"discord: {{enabled: true, api_url: '{dc.api_url}', gateway_url: '{dc.gateway_url}'}}\n"
-            f"matrix: {{enabled: true, homeserver: '{hs.url}', user_id: '{bot.user_id}', messages_per_second: 25,"
-            f" state_file: '{tmp_path / 'matrix-state.json'}'}}\n"
-        )
-    env = {**os.environ, "FLOORBRIDGE_TELEGRAM_TOKEN": tg.token, "FLOORBRIDGE_DISCORD_TOKEN": dc.token,
-           "FLOORBRIDGE_MATRIX_TOKEN": bot.access_token}
+    ports = {"all": free_port(), "web": free_port()}
+    configs = {role: write_config(tmp_path / f"fb-{role}.yaml", platforms, bot, port=port, database=url,
+                                  state_file=tmp_path / "matrix-state.json", poll_seconds=POLL_SECONDS,
+                                  matrix_per_second=25, seed_meetings=True, public_url=True)
+               for role, port in ports.items()}
+    env = service_env(platforms, bot)
     logs = {role: tmp_path / f"service-{role}.log" for role in ports}
     bases = {role: f"http://127.0.0.1:{port}" for role, port in ports.items()}
-
-    def telegram_sent(mark: str = MARK) -> Counter[str]:
-        return Counter(str(s.chat_id) for s in tg.sent if mark in (s.plain_text or s.text or ""))
-
-    def discord_sent(mark: str = MARK) -> Counter[str]:
-        return Counter(str(c["channel_id"]) for c in dc.created if c["source"] == "rest" and mark in c["content"])
 
     processes: dict[str, subprocess.Popen[bytes]] = {}
     session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())  # each request a new delegate
     traffic = Traffic(session, bases)
     pages: list[LivePage] = []
+
+    async def until_ready(role: str) -> None:
+        starting = Traffic(session, {role: bases[role]})
+        starting.start()
+        try:
+            await _until(lambda: any(s == 200 for _, s, _ in starting.ready), 90,
+                         f"the {role} process is ready; see {logs[role]}")
+        finally:
+            await starting.stop()
+
     try:
-        processes["all"] = _start(configs["all"], env, logs["all"])  # migrates (nothing to do) and seeds
-        for role in ("all", "web"):
-            if role == "web":
-                processes["web"] = _start(configs["web"], env, logs["web"], "--role", "web", "--no-seed")
-            starting = Traffic(session, {role: bases[role]})
-            starting.start()
-            try:
-                await _until(lambda starting=starting: any(s == 200 for _, s, _ in starting.ready), 90,
-                             f"the {role} process is ready; see {logs[role]}")
-            finally:
-                await starting.stop()
+        processes["all"] = serve(configs["all"], env, logs["all"])  # migrates (nothing to do) and seeds
+        await until_ready("all")
+        processes["web"] = serve(configs["web"], env, logs["web"], "--role", "web", "--no-seed")
+        await until_ready("web")
         traffic.start()
 
         # Under load: every platform is sending, none is done.
         async def sent_now() -> dict[str, int]:
-            return {pf: c["sent"] for pf, c in (await _outbox_counts(database)).items()}
+            return {pf: c["sent"] for pf, c in (await _outbox_counts(pg_database)).items()}
 
         deadline = time.monotonic() + 120
         while (state := await sent_now()).get("telegram", 0) < TELEGRAM // 5 or state.get(
@@ -363,7 +292,7 @@ async def test_postgresql_restarted_under_load_the_service_recovers_by_itself(
         identifies = len(dc.identifies)
 
         restarted_at = time.monotonic()
-        how = await _restart_postgres(database)
+        how = await _restart_postgres(pg_database)
         print(f"PostgreSQL: {how}")
         restarted = how.startswith(("pg_ctlcluster", "sudo"))
         await _until_postgres_answers(60)
@@ -388,12 +317,12 @@ async def test_postgresql_restarted_under_load_the_service_recovers_by_itself(
                          f"a request made through {writer} shows on {viewer}'s live page")
 
         # Delivery resumes by itself: every message goes out.
-        await _until(lambda: len(telegram_sent()) == TELEGRAM and len(discord_sent()) == DISCORD, 180,
+        await _until(lambda: len(telegram_sent(tg, MARK)) == TELEGRAM and len(discord_sent(dc, MARK)) == DISCORD, 180,
                      f"every Telegram and Discord message delivered; see {logs['all']}", pause=0.5)
         counts: dict[str, Counter[str]] = {}
 
         async def matrix_done() -> bool:
-            counts.update(await _outbox_counts(database))
+            counts.update(await _outbox_counts(pg_database))
             return counts.get("matrix", Counter())["sent"] == MATRIX
 
         deadline = time.monotonic() + 120
@@ -403,9 +332,9 @@ async def test_postgresql_restarted_under_load_the_service_recovers_by_itself(
 
         # The locks are held again, by the process that delivers, which also runs the bots again.
         keys = [lock_key(pf.value) for pf in (Platform.TELEGRAM, Platform.DISCORD, Platform.MATRIX)]
-        held = await _query(database, "SELECT l.objid::bigint AS key FROM pg_locks l JOIN pg_stat_activity a "
-                                      "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND a.datname = $1 "
-                                      "AND l.objid::bigint = ANY($2::bigint[])", database, keys)
+        held = await _query(pg_database, "SELECT l.objid::bigint AS key FROM pg_locks l JOIN pg_stat_activity a "
+                                         "USING (pid) WHERE l.locktype = 'advisory' AND l.granted AND a.datname = $1 "
+                                         "AND l.objid::bigint = ANY($2::bigint[])", pg_database, keys)
         assert sorted(r["key"] for r in held) == sorted(keys)  # (the web process holds none: it has no bots)
         assert len(dc.identifies) > identifies  # the Discord bot connected to the gateway again
         tg.push_message(777, 4242, "/help")
@@ -425,14 +354,13 @@ async def test_postgresql_restarted_under_load_the_service_recovers_by_itself(
             ])
         finally:
             await store.close()
-        matrix_probe: list[str] = []
-        while not (telegram_sent(PROBE) and discord_sent(PROBE) and matrix_probe):
+        matrix_probe: list[tuple[str, str]] = []
+        while not (telegram_sent(tg, PROBE) and discord_sent(dc, PROBE) and matrix_probe):
             assert time.monotonic() - written < 3, (
-                f"a message written by another process is not delivered at once: telegram {telegram_sent(PROBE)}, "
-                f"discord {discord_sent(PROBE)}, matrix {matrix_probe}")
+                f"a message written by another process is not delivered at once: telegram {telegram_sent(tg, PROBE)}, "
+                f"discord {discord_sent(dc, PROBE)}, matrix {matrix_probe}")
             await asyncio.sleep(0.05)
-            matrix_probe = [e["content"].get("body", "") for e in await hs.messages(alice, rooms[-1], limit=5)
-                            if PROBE in e["content"].get("body", "")]
+            matrix_probe = await matrix_received(hs, alice, rooms[-1:], PROBE, limit=5)
         probe_took = time.monotonic() - written
         await asyncio.sleep(3)  # a message sent twice would arrive now
         recovered_in = time.monotonic() - restarted_at
@@ -449,19 +377,13 @@ async def test_postgresql_restarted_under_load_the_service_recovers_by_itself(
         for page in pages:
             await page.close()
         alive = {role: proc.poll() is None for role, proc in processes.items()}
-        for proc in processes.values():
-            proc.send_signal(signal.SIGTERM)
-        codes: dict[str, int | None] = {}
-        for role, proc in processes.items():
-            codes[role] = await _exited(proc, 30)  # (the fakes in this loop answer its last requests)
-            if codes[role] is None:
-                proc.kill()
+        codes = dict(zip(processes, await stop(list(processes.values())), strict=True))
         await session.close()
 
     print(f"recovered and delivered everything {recovered_in:.1f} s after the restart began; "
           f"the server was back after {back_at - restarted_at:.1f} s; the probe took {probe_took:.2f} s; "
           f"floor requests answered {dict(Counter((lb, s) for lb, _, s, _ in traffic.asked))}; "
-          f"telegram sent twice: {sum(n - 1 for n in telegram_sent().values())}")
+          f"telegram sent twice: {duplicates(telegram_sent(tg, MARK))}")
     # Neither process exited on its own, and each stops cleanly when asked.
     assert alive == {"all": True, "web": True}, (alive, logs)
     assert codes == {"all": 0, "web": 0}, codes
@@ -477,14 +399,10 @@ async def test_postgresql_restarted_under_load_the_service_recovers_by_itself(
         assert set(feeds) == {200}, (label, feeds)
 
     # Every message delivered; none twice on Discord and Matrix, at most one on Telegram.
-    tg_counts, dc_counts = telegram_sent(), discord_sent()
-    matrix_counts: Counter[str] = Counter()
-    for room in rooms[:ROOMS]:
-        for event in await hs.messages(alice, room, limit=PER_ROOM * 3):
-            body = event["content"].get("body", "")
-            if MARK in body:
-                matrix_counts[body] += 1
+    tg_counts, dc_counts = telegram_sent(tg, MARK), discord_sent(dc, MARK)
+    matrix_counts = Counter(body for _, body in await matrix_received(hs, alice, rooms[:ROOMS], MARK,
+                                                                      limit=PER_ROOM * 3))
     assert len(tg_counts) == TELEGRAM and len(dc_counts) == DISCORD and len(matrix_counts) == MATRIX
-    assert sum(n - 1 for n in dc_counts.values()) == 0, "discord duplicates"
-    assert sum(n - 1 for n in matrix_counts.values()) == 0, "matrix duplicates"
-    assert sum(n - 1 for n in tg_counts.values()) <= 1, "telegram duplicates"
+    assert duplicates(dc_counts) == 0, "discord duplicates"
+    assert duplicates(matrix_counts) == 0, "matrix duplicates"
+    assert duplicates(tg_counts) <= 1, "telegram duplicates"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from floorbridge.adapters.slot_service import SlotService
 from floorbridge.bots.conversation import new_feed_token
@@ -16,21 +17,26 @@ from floorbridge.core.slots import Mode, ProtocolRank, SlotForm, Stakeholder
 
 from .test_console_http import CHAIR_IN_CHAT
 from .test_console_http import open_site as open_console_site
-from .test_slots_api import BASE, SECRETARIAT, form, open_site
+from .test_slots_api import BASE, PUBLIC, SECRETARIAT, Browser, Site, file, open_site
 
 URLSAFE_256_BITS = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
 
 
+async def _filed(site: Site) -> tuple[Browser, dict[str, Any], str]:
+    """A delegate who filed a request in an open call: their browser, the answer, the feed's path."""
+    await site.open_call()
+    delegate = site.browser()
+    filed = await file(site, delegate)
+    return delegate, filed, filed["feed_url"].removeprefix(PUBLIC)
+
+
 async def test_the_requester_replaces_the_calendar_link_and_the_old_one_is_dead(tmp_path: Path) -> None:
     async with open_site(tmp_path) as site:
-        await site.open_call()
-        delegate = site.browser()
-        filed = await (await delegate.call("POST", f"{BASE}/slot-calls/hls/requests", json=form())).json()
-        old = filed["feed_url"].removeprefix("https://bridge.example.org")
+        delegate, filed, old = await _filed(site)
         assert (await delegate.call("GET", old)).status == 200
         renewed = await delegate.call("POST", f"/api/v1/slot-requests/{filed['ref']}/feed-token")
         assert renewed.status == 200, await renewed.text()
-        new = (await renewed.json())["feed_url"].removeprefix("https://bridge.example.org")
+        new = (await renewed.json())["feed_url"].removeprefix(PUBLIC)
         assert new != old and URLSAFE_256_BITS.match(new.removeprefix("/ical/slot/").removesuffix(".ics"))
         assert (await delegate.call("GET", old)).status == 404
         assert (await delegate.call("GET", new)).status == 200
@@ -47,10 +53,7 @@ async def test_the_requester_replaces_the_calendar_link_and_the_old_one_is_dead(
 
 async def test_the_secretariat_revokes_a_link_without_seeing_the_new_one(tmp_path: Path) -> None:
     async with open_site(tmp_path) as site:
-        await site.open_call()
-        delegate = site.browser()
-        filed = await (await delegate.call("POST", f"{BASE}/slot-calls/hls/requests", json=form())).json()
-        old = filed["feed_url"].removeprefix("https://bridge.example.org")
+        delegate, filed, old = await _filed(site)
         secretariat = await site.staff(SECRETARIAT)
         listed = await (await secretariat.call("GET", f"{BASE}/slot-calls/hls/requests")).json()
         stale = listed["requests"][0]["updated_at"]
@@ -66,7 +69,7 @@ async def test_the_secretariat_revokes_a_link_without_seeing_the_new_one(tmp_pat
         assert review.status == 409
         assert (await delegate.call("GET", old)).status == 404
         mine = await (await delegate.call("GET", f"/api/v1/slot-requests/{filed['ref']}")).json()
-        assert (await delegate.call("GET", mine["feed_url"].removeprefix("https://bridge.example.org"))).status == 200
+        assert (await delegate.call("GET", mine["feed_url"].removeprefix(PUBLIC))).status == 200
         assert (await secretariat.call("POST", f"{BASE}/slot-requests/HLS-NOPE00/feed-token")).status == 404
         other = await site.staff(SECRETARIAT)
         assert (await other.call("POST", f"/api/v1/meetings/other-meeting/slot-requests/{filed['ref']}/feed-token")
@@ -100,7 +103,7 @@ async def test_login_links_and_sessions_are_stored_only_as_hashes(tmp_path: Path
         link = await site.console.login_link(CHAIR_IN_CHAT)
         session_token, _session = await site.console.open_session("account:chair")
         b = site.browser()
-        assert (await b.get(link.removeprefix("https://bridge.example.org"))).status == 303
+        assert (await b.get(link.removeprefix(PUBLIC))).status == 303
         cookie = b.session.cookie_jar.filter_cookies(site.server.make_url("/"))["fb_console"].value
     with sqlite3.connect(tmp_path / "console.db") as db:
         stored = repr(db.execute("SELECT * FROM login_links").fetchall() + db.execute(

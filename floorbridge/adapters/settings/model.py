@@ -113,6 +113,11 @@ def _host(text: str) -> str:
     return text
 
 
+def _none_is_empty(value: object) -> object:
+    """`telegram:` with nothing under it means "all defaults", not "null"."""
+    return {} if value is None else value
+
+
 def _as_tuple(value: object) -> object:
     """YAML gives lists; the frozen model keeps tuples. An empty value means an empty list."""
     if value is None:
@@ -187,15 +192,10 @@ class ServerSettings(Section):
     port: int = Field(default=8080, ge=1, le=65535)
     public_url: Annotated[str, AfterValidator(url_check(("http", "https"), bare=True))] = "http://127.0.0.1:8080"
     max_body_bytes: int = Field(default=1 << 20, ge=1, le=1 << 30)
-    rate_limit: RateLimitSettings = RateLimitSettings()
+    rate_limit: Annotated[RateLimitSettings, BeforeValidator(_none_is_empty)] = RateLimitSettings()
     # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed: a request from one
     # of them counts against the address it forwarded for. Empty: the header is ignored.
     trusted_proxies: Annotated[tuple[Annotated[str, AfterValidator(_proxy)], ...], BeforeValidator(_as_tuple)] = ()
-
-    @field_validator("rate_limit", mode="before")
-    @classmethod
-    def _empty_rate_limit(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 class LoggingSettings(Section):
@@ -312,11 +312,6 @@ class MatrixSettings(Section):
         if not value and info.data.get("enabled") is True:
             raise ValueError("is required when matrix is enabled (e.g. @floorbridge:example.org)")
         return value
-
-
-def _none_is_empty(value: object) -> object:
-    """`telegram:` with nothing under it means "all defaults", not "null"."""
-    return {} if value is None else value
 
 
 class ConsoleSettings(Section):

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from floorbridge.core.chats import ChatProfile, ChatRef, NoticeKind, Platform, Subscription
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.outbox import OutgoingMessage
+from floorbridge.core.tokens import token_hash
 
 from .engine import reading, run_write, writing
 from .group_commit import GroupCommit
 from .outbox import insert_outbox_rows
-from .statements import token_hash, upsert, utc_now
+from .statements import upsert, utc_now
 from .tables import chats, subscriptions
 
 # Every command reads its chat's profile. This process's own changes are seen at once; another
@@ -59,7 +60,7 @@ class SqlChatStore:
             "timezone": profile.timezone,
             "meeting_id": profile.meeting_id,
             "feed_token": profile.feed_token or None,
-            "feed_token_hash": token_hash(profile.feed_token),
+            "feed_token_hash": token_hash(profile.feed_token) if profile.feed_token else None,
             "started": profile.started,
             "updated_at": self._clock(),
         }

@@ -213,11 +213,8 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS:
             return True  # connect() refused, unreachable network
-        state = getattr(current, "sqlstate", None)
+        state = getattr(current, "sqlstate", None)  # asyncpg's errors carry it
         if isinstance(state, str) and state.startswith(_GONE_SQLSTATES):
             return True
-        if type(current).__module__.startswith("asyncpg") and type(current).__name__ in (
-                "ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"):
-            return "connection" in str(current).lower() or type(current).__name__ == "ConnectionDoesNotExistError"
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False

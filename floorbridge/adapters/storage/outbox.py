@@ -92,14 +92,13 @@ class SqlOutbox:
         self._engine = engine
         self._clock = clock
         self._sent: GroupCommit[tuple[int, str], None] = GroupCommit(self._mark_sent_batch)
-        self._claims = engine.dialect.name == "postgresql"
         # Delivery's own statements (claims, "sent") are each a transaction by itself: on PostgreSQL
         # they go through a small pool of autocommit connections, whose pre-ping is one round trip
         # (";") instead of three (BEGIN, ";", ROLLBACK) and which need no BEGIN and COMMIT. That is
         # on the path of every send: Telegram's next waits for the last one's "sent" (in_flight).
         self._auto: AsyncEngine | None = (
             create_async_engine(engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=2,
-                                hide_parameters=True) if self._claims else None)
+                                hide_parameters=True) if engine.dialect.name == "postgresql" else None)
         # Who claims, as stored in claimed_by: this process (a restarted one is another claimer).
         self.claimer = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
@@ -118,7 +117,7 @@ class SqlOutbox:
         )
         if exclude:
             query = query.where(outbox.c.id.not_in(list(exclude)))
-        if not self._claims:
+        if self._auto is None:
             async with reading(self._engine) as conn:
                 rows = (await conn.execute(query)).all()
             return [_item(r) for r in rows]
@@ -128,7 +127,6 @@ class SqlOutbox:
         free = query.with_only_columns(outbox.c.id).where(mine).with_for_update(skip_locked=True)
         claim = (update(outbox).where(outbox.c.id.in_(free.scalar_subquery()))
                  .values(claimed_by=self.claimer).returning(*outbox.c))
-        assert self._auto is not None
         async with self._auto.connect() as conn:
             rows = (await conn.execute(claim)).all()
         return sorted((_item(r) for r in rows), key=lambda item: item.id)
@@ -140,7 +138,7 @@ class SqlOutbox:
     async def take_over(self, platform: Platform) -> int:
         """This process now owns `platform`: rows other processes claimed and did not settle are
         free again (their claimer is gone, or about to stop). Returns how many."""
-        if not self._claims:
+        if self._auto is None:
             return 0
         async with writing(self._engine) as conn:
             freed = await conn.execute(

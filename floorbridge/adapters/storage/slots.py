@@ -18,10 +18,11 @@ from floorbridge.core.errors import ConcurrentChange, NotFound
 from floorbridge.core.ids import MeetingId, SessionId
 from floorbridge.core.outbox import OutgoingMessage
 from floorbridge.core.slots import Mode, ProtocolRank, SlotCall, SlotForm, SlotRequest, SlotStatus, Stakeholder
+from floorbridge.core.tokens import token_hash
 
 from .engine import reading, writing
 from .outbox import insert_outbox
-from .statements import token_hash, upsert, utc_now
+from .statements import upsert, utc_now
 from .tables import slot_calls, slot_requests
 
 
@@ -182,7 +183,7 @@ def _request_row(request: SlotRequest) -> dict[str, Any]:
         "updated_at": request.updated_at,
         "notify": request.notify,
         "feed_token": request.feed_token or None,
-        "feed_token_hash": token_hash(request.feed_token),
+        "feed_token_hash": token_hash(request.feed_token) if request.feed_token else None,
     }
 
 

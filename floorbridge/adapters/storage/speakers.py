@@ -69,17 +69,16 @@ class SqlSpeakerStore:
         )
         async with reading(self._engine) as conn:
             row = (await conn.execute(query)).first()
-            if row is None or row.version < lst.version:
-                # Not stored (or older than the copy: not this list's history); read it whole.
-                return await self.load_list(lst.meeting_id, lst.session_id) or SpeakerList(lst.meeting_id,
-                                                                                           lst.session_id)
+            if row is None:
+                return SpeakerList(lst.meeting_id, lst.session_id)
             if row.version == lst.version:
                 return lst
-            found = await _speakers_of(conn, select(speakers).where(speakers.c.list_id == row.id,
-                                                                    speakers.c.changed_in > lst.version))
-        merged = dict(lst.speakers)
-        merged.update(found.get(row.id, {}))
-        return _list(row, merged)
+            whole = row.version < lst.version  # older than the copy: not its history; read it whole
+            changed = select(speakers).where(speakers.c.list_id == row.id)
+            if not whole:
+                changed = changed.where(speakers.c.changed_in > lst.version)
+            found = (await _speakers_of(conn, changed)).get(row.id, {})
+        return _list(row, found if whole else {**lst.speakers, **found})
 
     @asynccontextmanager
     async def exclusive(self, meeting_id: MeetingId, session_id: SessionId) -> AsyncIterator[int | None]:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-
-
-def token_hash(token: str) -> str | None:
-    """What a secret token is stored and looked up by (hex SHA-256); None for no token."""
-    return hashlib.sha256(token.encode()).hexdigest() if token else None
 
 
 def utc_now() -> datetime:

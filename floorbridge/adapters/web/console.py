@@ -236,6 +236,11 @@ async def login_form(request: web.Request) -> web.Response:
     return _login_page(request, next_path=next_path)
 
 
+def _address_key(request: web.Request) -> str:
+    """The sign-in throttle's key for the client's address, shared by passwords and login links."""
+    return f"ip:{client_of(request) or '?'}"
+
+
 async def login_submit(request: web.Request) -> web.Response:
     auth = request.app[CONSOLE]
     form = await request.post()
@@ -246,7 +251,7 @@ async def login_submit(request: web.Request) -> web.Response:
                            error="The sign-in form had expired or was sent from another site; please sign in again.")
     username = " ".join(str(form.get("username", "")).split())
     password = str(form.get("password", ""))
-    keys = (f"ip:{client_of(request) or '?'}", f"user:{username.lower()[:MAX_USERNAME]}")
+    keys = (_address_key(request), f"user:{username.lower()[:MAX_USERNAME]}")
     wait = request.app[SIGN_IN_THROTTLE].retry_after(*keys)
     if wait > 0:
         page = _login_page(request, status=429, username=username[:MAX_USERNAME], next_path=next_path,
@@ -276,7 +281,7 @@ async def login_with_link(request: web.Request) -> web.Response:
                      "<p>Open this one-time link in your browser to sign in.</p></main>")
     # Links are 256 random bits, so guessing is hopeless; still, an address presenting dead links
     # is held like one failing to sign in (the same counter: 10 in 5 minutes).
-    throttle, address = request.app[SIGN_IN_THROTTLE], f"ip:{client_of(request) or '?'}"
+    throttle, address = request.app[SIGN_IN_THROTTLE], _address_key(request)
     wait = throttle.retry_after(address)
     if wait > 0:
         body = ('<main class="narrow"><h1>Too many attempts</h1>'

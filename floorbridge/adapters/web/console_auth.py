@@ -10,7 +10,6 @@ token in the X-CSRF-Token header (or a `csrf` form field), compared in constant 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
@@ -25,15 +24,12 @@ from floorbridge.core.chats import Platform, Role, Staff, UserRef
 from floorbridge.core.console import ConsoleAccount, ConsoleSession
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.ports import ConsoleStore
+from floorbridge.core.tokens import token_hash
 
 SESSION_COOKIE = "fb_console"
 _HASHER = PasswordHasher()
 # Verifying against this when the account does not exist keeps the answer time the same.
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def hash_password(password: str) -> str:

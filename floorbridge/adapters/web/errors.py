@@ -32,7 +32,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except NotFound as e:
         return error_response(request, 404, "not_found", str(e))
     except InvalidInput as e:
-        listed = capped(list(e.problems))
+        listed = capped(e.problems)
         problems = [{"where": p.where, "what": p.what} for p in listed]
         return error_response(request, 400, "invalid_input", str(listed[0]), problems=problems)
     except ConcurrentChange as e:

@@ -50,7 +50,7 @@ from floorbridge.core.speakers import (
 )
 
 from .console_auth import CONSOLE, ConsoleAuth
-from .limits import read_json, shown
+from .limits import read_payload, shown
 
 DELEGATE_COOKIE = "fb_delegate"
 _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -170,16 +170,6 @@ def _delegate_key(request: web.Request) -> str:
     return f"web:{value}" if _COOKIE_VALUE.match(value) else ""
 
 
-async def _payload(request: web.Request) -> dict[str, Any]:
-    if request.content_type == "application/json":
-        data = await read_json(request)
-    else:
-        data = dict(await request.post())
-    if not isinstance(data, dict):
-        raise InvalidInput([Problem("body", "must be a JSON object")])
-    return data
-
-
 def _text(data: dict[str, Any], name: str, problems: list[Problem], *, required: bool = True) -> str:
     raw = data.get(name, "")
     if not isinstance(raw, str):
@@ -204,7 +194,7 @@ def _speech_type(data: dict[str, Any], problems: list[Problem]) -> SpeechType:
 
 async def request_floor(request: web.Request) -> web.Response:
     meeting_id, session_id = _ids(request)
-    data = await _payload(request)
+    data = await read_payload(request)
     problems: list[Problem] = []
     name = _text(data, "name", problems)
     delegation = _text(data, "delegation", problems, required=False)
@@ -295,7 +285,7 @@ async def moderate(request: web.Request) -> web.Response:
     meeting_id, session_id = _ids(request)
     auth: ConsoleAuth = request.app[CONSOLE]
     who = await auth.require(request, meeting_id, (Role.MODERATOR, Role.SECRETARIAT), csrf=True)
-    data = await _payload(request)
+    data = await read_payload(request)
     command = _command(data)
     expected = data.get("expected_version")
     if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):

@@ -9,6 +9,7 @@ of problems, a megabyte of input echoed back in an error message.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
@@ -68,9 +69,22 @@ async def read_json(request: web.Request) -> Any:
     return parse_json(text)
 
 
-def capped(problems: list[Problem]) -> list[Problem]:
+async def read_payload(request: web.Request, *, json_only: bool = False) -> dict[str, Any]:
+    """A write's fields: a JSON object (read_json's limits), or a form unless `json_only`."""
+    if request.content_type == "application/json":
+        data = await read_json(request)
+    elif json_only:
+        raise InvalidInput([Problem("body", "must be JSON (Content-Type: application/json)")])
+    else:
+        data = dict(await request.post())
+    if not isinstance(data, dict):
+        raise InvalidInput([Problem("body", "must be a JSON object")])
+    return data
+
+
+def capped(problems: Sequence[Problem]) -> list[Problem]:
     """At most MAX_PROBLEMS problems, the last saying how many were left out."""
     if len(problems) <= MAX_PROBLEMS:
-        return problems
+        return list(problems)
     left = len(problems) - MAX_PROBLEMS + 1
     return [*problems[: MAX_PROBLEMS - 1], Problem("body", f"… and {left} more problems")]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
@@ -85,11 +86,12 @@ def client_address(request: web.Request, proxies: tuple[Network, ...]) -> str:
         return peer
     hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", ()) for hop in value.split(",")]
     for hop in reversed(hops):
-        if not _trusted(hop, proxies):
-            try:
-                return str(ip_address(hop))
-            except ValueError:
-                return peer  # not an address: the header is garbled past this point
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            return peer  # not an address: the header is garbled past this point
+        if not any(address in net for net in proxies):
+            return str(address)
     return peer
 
 
@@ -101,6 +103,7 @@ def _trusted(text: str, proxies: tuple[Network, ...]) -> bool:
     return any(address in net for net in proxies)
 
 
+@lru_cache(maxsize=4096)  # on every counted request; a client comes back with the same address
 def bucket_key(address: str) -> str:
     try:
         parsed = ip_address(address)
@@ -109,7 +112,7 @@ def bucket_key(address: str) -> str:
     if isinstance(parsed, IPv6Address):
         if parsed.ipv4_mapped is not None:
             return str(parsed.ipv4_mapped)
-        return str(ip_network(f"{parsed}/64", strict=False))
+        return str(IPv6Network((int(parsed) >> 64 << 64, 64)))
     return str(parsed)
 
 

@@ -70,17 +70,16 @@ def _security_headers(public_url: str) -> Any:
     """Every answer the application gives, from a handler, a middleware or an error: the pages'
     headers (CSP and the rest) on any HTML that lacks them, nosniff on everything, and HSTS when
     the site is public over https. A handler's own (stricter or looser) CSP is kept."""
-    https = public_url.startswith("https://")
+    # Built once: each answer only picks one of the two and fills in what it lacks.
+    hsts = (("Strict-Transport-Security", HSTS),) if public_url.startswith("https://") else ()
+    html = (*SECURITY_HEADERS.items(), *hsts)
+    other = (*((k, v) for k, v in SECURITY_HEADERS.items() if k != "Content-Security-Policy"),
+             ("Content-Security-Policy", OTHER_CSP), *hsts)
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers
-        html = headers.get("Content-Type", "").startswith("text/html")
-        for name, value in SECURITY_HEADERS.items():
-            if html or name != "Content-Security-Policy":
-                headers.setdefault(name, value)
-        headers.setdefault("Content-Security-Policy", OTHER_CSP)
-        if https:
-            headers.setdefault("Strict-Transport-Security", HSTS)
+        for name, value in html if headers.get("Content-Type", "").startswith("text/html") else other:
+            headers.setdefault(name, value)
 
     return on_prepare
 

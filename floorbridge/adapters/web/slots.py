@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from floorbridge.adapters.slot_service import SlotService
+from floorbridge.bots.conversation import new_feed_token
 from floorbridge.calendar.slots import render_slot_calendar
 from floorbridge.core.agenda import Session
 from floorbridge.core.chats import Role
@@ -55,7 +56,7 @@ from .conditional import not_modified
 from .console_auth import CONSOLE, Who
 from .floor import DELEGATE_COOKIE
 from .keys import OPTIONS
-from .limits import read_json, shown, whole_number
+from .limits import read_payload, shown, whole_number
 
 SLOTS = web.AppKey("slots", SlotService)
 _COOKIE_VALUE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -139,18 +140,6 @@ async def require_secretariat(request: web.Request, meeting_id: MeetingId, *, cs
     return await auth.require(request, meeting_id, (Role.SECRETARIAT,), csrf=csrf)
 
 
-async def payload(request: web.Request, *, json_only: bool = False) -> dict[str, Any]:
-    if request.content_type == "application/json":
-        data = await read_json(request)
-    elif json_only:
-        raise InvalidInput([Problem("body", "must be JSON (Content-Type: application/json)")])
-    else:
-        data = dict(await request.post())
-    if not isinstance(data, dict):
-        raise InvalidInput([Problem("body", "must be a JSON object")])
-    return data
-
-
 def _unknown(data: Mapping[str, Any], known: tuple[str, ...], what: str, problems: list[Problem]) -> None:
     for name in data:
         if name not in known:
@@ -213,8 +202,8 @@ def _whole(data: Mapping[str, Any], name: str, problems: list[Problem], *, low: 
     raw = data.get(name)
     if raw is None or raw == "":
         return default
-    if isinstance(raw, str) and whole_number(raw.strip()) is not None:  # form-encoded numbers
-        raw = int(raw.strip())
+    if isinstance(raw, str) and (number := whole_number(raw.strip())) is not None:  # form-encoded numbers
+        raw = number
     if isinstance(raw, bool) or not isinstance(raw, int):
         problems.append(Problem(name, "must be a whole number"))
         return None
@@ -375,7 +364,7 @@ async def submit(request: web.Request) -> web.Response:
     meeting_id = MeetingId(request.match_info["meeting"])
     refuse_cross_site(request)
     call, meeting = await open_call_of(service, meeting_id, request.match_info["call"])
-    data = await payload(request)
+    data = await read_payload(request)
     filed, fresh = await file_request(request, service, meeting_id, call, meeting, data)
     response = web.json_response({"ref": filed.ref, "status": filed.status.value,
                                   "feed_url": feed_url(request, filed.feed_token),
@@ -411,7 +400,7 @@ async def change_mine(request: web.Request) -> web.Response:
     meeting = await service.agenda.get_meeting(call.meeting_id)
     if not call.is_open(service.clock()):
         raise deadline_refusal(meeting, call, changing=True)
-    form = parse_slot_form(await payload(request), call)
+    form = parse_slot_form(await read_payload(request), call)
     try:
         changed = await service.change(mine.ref, form, key)
     except QueueRefused as exc:
@@ -443,7 +432,7 @@ async def put_call(request: web.Request) -> web.Response:
     service = request.app[SLOTS]
     meeting_id, call_id = MeetingId(request.match_info["meeting"]), request.match_info["call"]
     await require_secretariat(request, meeting_id, csrf=True)
-    data = await payload(request, json_only=True)
+    data = await read_payload(request, json_only=True)
     meeting, sessions = await meeting_sessions(service, meeting_id)
     problems: list[Problem] = []
     if not is_slug(call_id):
@@ -520,14 +509,19 @@ async def list_requests(request: web.Request) -> web.Response:
     }, headers={"Cache-Control": "no-store"})
 
 
+async def _meeting_request(service: SlotService, meeting_id: MeetingId, ref: str) -> SlotRequest:
+    current = await service.store.get_request(ref)
+    if current is None or current.meeting_id != meeting_id:
+        raise NotFound(f"{meeting_id} has no speaking-slot request {ref!r}")
+    return current
+
+
 async def review_request(request: web.Request) -> web.Response:
     service = request.app[SLOTS]
     meeting_id, ref = MeetingId(request.match_info["meeting"]), request.match_info["ref"].upper()
     await require_secretariat(request, meeting_id, csrf=True)
-    data = await payload(request)
-    current = await service.store.get_request(ref)
-    if current is None or current.meeting_id != meeting_id:
-        raise NotFound(f"{meeting_id} has no speaking-slot request {ref!r}")
+    data = await read_payload(request)
+    current = await _meeting_request(service, meeting_id, ref)
     call = await service.call(meeting_id, current.call_id)
     problems: list[Problem] = []
     _unknown(data, REVIEW_FIELDS, "a review", problems)
@@ -566,7 +560,7 @@ async def _renew_feed(service: SlotService, request: SlotRequest) -> SlotRequest
     """A new private calendar link for `request`; the old one answers 404 from now on. The change
     bumps updated_at, so a review prepared on the old copy is refused rather than restoring the
     old token."""
-    renewed = replace(request, feed_token=secrets.token_urlsafe(32), updated_at=service.clock())
+    renewed = replace(request, feed_token=new_feed_token(), updated_at=service.clock())
     await service.store.update_request(renewed, request.updated_at, [])
     return renewed
 
@@ -586,12 +580,9 @@ async def revoke_feed(request: web.Request) -> web.Response:
     service = request.app[SLOTS]
     meeting_id, ref = MeetingId(request.match_info["meeting"]), request.match_info["ref"].upper()
     await require_secretariat(request, meeting_id, csrf=True)
-    current = await service.store.get_request(ref)
-    if current is None or current.meeting_id != meeting_id:
-        raise NotFound(f"{meeting_id} has no speaking-slot request {ref!r}")
+    current = await _meeting_request(service, meeting_id, ref)
     renewed = await _renew_feed(service, current)
     return web.json_response({"ref": renewed.ref, "revoked": True})
-
 
 
 async def slot_feed(request: web.Request) -> web.Response:
