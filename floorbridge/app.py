@@ -201,7 +201,8 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
         live = _live_events(settings, svc)
         await live.start()
         stack.push_async_callback(live.stop)
-        snapshots = Snapshots(svc.store, settings.meetings.poll_seconds)
+        snapshots = Snapshots(svc.store, settings.meetings.poll_seconds,
+                              https=settings.server.public_url.startswith("https://"))
         await snapshots.start()
         stack.push_async_callback(snapshots.stop)
         if bots:

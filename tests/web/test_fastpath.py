@@ -75,6 +75,9 @@ async def test_feed_requests_are_answered_on_the_fast_path(served: Served, conn:
     assert full.status == 200
     assert full.headers["content-type"] == "text/calendar; charset=utf-8"
     assert full.headers["date"].endswith(" GMT")
+    # The same headers as any answer of the app (the fast path is past its response hook).
+    assert full.headers["x-content-type-options"] == "nosniff"
+    assert full.headers["content-security-policy"].startswith("default-src 'none'")
     assert len(icalendar.Calendar.from_ical(full.body).walk("VEVENT")) == 3
     writer.write(get(FEED, f"If-None-Match: {full.headers['etag']}"))
     not_modified = await read_reply(reader)
@@ -162,3 +165,4 @@ async def test_shutdown_closes_connections_waiting_on_the_fast_path(served: Serv
     assert len(fast_path(served).connections) == 1
     await served.client.close()
     assert await asyncio.wait_for(reader.read(), 5) == b""
+

@@ -8,6 +8,9 @@ from pathlib import Path
 import icalendar
 import pytest
 
+from floorbridge.adapters.web.snapshot import ServedFeed
+from floorbridge.core.ports import RenderedFeed
+
 from .conftest import V1, Served
 
 URL = "/ical/fg-dlt-1.ics"
@@ -112,3 +115,12 @@ async def test_storage_failure_keeps_the_last_good_version_served(served: Served
         await served.snapshots.refresh()
     r = await served.client.get(URL)
     assert r.status == 200 and len(events(await r.read())) == 3
+
+
+def test_a_site_public_over_https_sends_hsts_with_its_feeds_too() -> None:
+    body = b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n"
+    feed = RenderedFeed("all", body, gzip.compress(body), '"v1"', datetime(2025, 7, 7, tzinfo=UTC))
+    for variant in (ServedFeed.of(feed, https=True).plain, ServedFeed.of(feed, https=True).not_modified):
+        assert b"\r\nStrict-Transport-Security: max-age=31536000\r\n" in variant.head
+        assert b"\r\nX-Content-Type-Options: nosniff\r\n" in variant.head
+    assert b"Strict-Transport-Security" not in ServedFeed.of(feed).plain.head  # plain http: no HSTS

@@ -36,8 +36,8 @@ from floorbridge.core.speakers import SpeechType
 
 from .conditional import not_modified
 from .console_auth import CONSOLE, SESSION_COOKIE, Who
+from .headers import SECURITY_HEADERS
 from .keys import SNAPSHOTS
-from .pages import SECURITY_HEADERS
 from .ratelimit import client_of
 from .snapshot import MeetingSnapshot
 from .throttle import FailureThrottle

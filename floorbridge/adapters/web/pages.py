@@ -13,17 +13,10 @@ from aiohttp import web
 from floorbridge.core.agenda import SessionStatus
 from floorbridge.core.deadline import Deadline
 
+from .headers import SECURITY_HEADERS
 from .keys import OPTIONS, SNAPSHOTS
 from .links import feed_links, track_key
 from .snapshot import MeetingSnapshot
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;line-height:1.4}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #ddd}

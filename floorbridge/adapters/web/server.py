@@ -20,8 +20,8 @@ from . import console as console_pages
 from . import slots as slot_api
 from .console_auth import CONSOLE, ConsoleAuth
 from .errors import Handler, error_middleware
+from .headers import HSTS, OTHER_HEADERS, SECURITY_HEADERS
 from .keys import OPTIONS, SNAPSHOTS, WebOptions
-from .pages import SECURITY_HEADERS
 from .snapshot import Snapshots
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -60,10 +60,6 @@ def _web_first(gate: WebFirst) -> Any:
     return middleware
 
 
-# What any other answer (JSON, text, calendars, scripts, errors) carries: nothing on it may run or
-# be framed, and its type is not to be guessed.
-OTHER_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-HSTS = "max-age=31536000"
 
 
 def _security_headers(public_url: str) -> Any:
@@ -71,10 +67,9 @@ def _security_headers(public_url: str) -> Any:
     headers (CSP and the rest) on any HTML that lacks them, nosniff on everything, and HSTS when
     the site is public over https. A handler's own (stricter or looser) CSP is kept."""
     # Built once: each answer only picks one of the two and fills in what it lacks.
-    hsts = (("Strict-Transport-Security", HSTS),) if public_url.startswith("https://") else ()
+    hsts = tuple(HSTS.items()) if public_url.startswith("https://") else ()
     html = (*SECURITY_HEADERS.items(), *hsts)
-    other = (*((k, v) for k, v in SECURITY_HEADERS.items() if k != "Content-Security-Policy"),
-             ("Content-Security-Policy", OTHER_CSP), *hsts)
+    other = (*OTHER_HEADERS.items(), *hsts)
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
         headers = response.headers

@@ -20,6 +20,7 @@ from floorbridge.core.ports import AgendaStore, RenderedFeed, VersionSummary
 from floorbridge.core.versions import AgendaVersion
 
 from .conditional import accepts_gzip, http_date, not_modified
+from .headers import HSTS, OTHER_HEADERS
 
 log = logging.getLogger("floorbridge.web")
 
@@ -61,16 +62,19 @@ class ServedFeed:
     not_modified_gzip: Variant
 
     @classmethod
-    def of(cls, feed: RenderedFeed) -> ServedFeed:
+    def of(cls, feed: RenderedFeed, *, https: bool = False) -> ServedFeed:
         gzip_etag = feed.etag[:-1] + '-gz"' if feed.etag.endswith('"') else feed.etag + "-gz"
         modified = http_date(feed.last_modified)
+        # The fast path answers from these, past the app's response hook: they carry its headers.
+        security = {**OTHER_HEADERS, **(HSTS if https else {})}
         common = {
+            **security,
             "Content-Type": feed.content_type,
             "Last-Modified": modified,
             "Cache-Control": CACHE_CONTROL,
             "Vary": "Accept-Encoding",
         }
-        validators = {"Last-Modified": modified, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+        validators = {**security, "Last-Modified": modified, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
         plain_len, gz_len = len(feed.body), len(feed.gzipped)
         return cls(
             feed,
@@ -102,9 +106,10 @@ class MeetingSnapshot:
 class Snapshots:
     """The latest published state of every meeting, refreshed by polling storage."""
 
-    def __init__(self, store: AgendaStore, poll_seconds: float) -> None:
+    def __init__(self, store: AgendaStore, poll_seconds: float, *, https: bool = False) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
+        self.https = https  # the site is public over https: feeds carry HSTS too
         self.meetings: dict[MeetingId, MeetingSnapshot] = {}
         self._known: dict[MeetingId, int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -134,7 +139,8 @@ class Snapshots:
         meeting = await self.store.get_meeting(meeting_id)
         version = await self.store.latest_version(meeting_id)
         summaries = tuple(await self.store.list_versions(meeting_id))
-        feeds = {k: ServedFeed.of(f) for k, f in (await self.store.rendered_feeds(meeting_id)).items()}
+        rendered = await self.store.rendered_feeds(meeting_id)
+        feeds = {k: ServedFeed.of(f, https=self.https) for k, f in rendered.items()}
         self.meetings[meeting_id] = MeetingSnapshot(meeting, version, summaries, feeds)
 
     async def _poll(self) -> None:
