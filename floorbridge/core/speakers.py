@@ -11,7 +11,9 @@ decides the order within a speech type.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -274,6 +276,9 @@ class SpeakerList:
     # participant key -> speaker id of their open request (waiting or speaking). Built on demand,
     # kept up to date by requests (thousands arrive at once) and dropped by every other command.
     _open: dict[str, int] | None = field(default=None, init=False, compare=False, repr=False)
+    # Whether `order` is sorted by (band, receipt time, receipt sequence), as requests alone keep it;
+    # a moderator's move or re-add may break it. None: not known, found out at the next request.
+    _sorted: bool | None = field(default=None, init=False, compare=False, repr=False)
 
     # ------------------------------------------------------------------ reading
 
@@ -281,6 +286,7 @@ class SpeakerList:
         """An independent copy: the containers are copied, the (immutable) speakers shared."""
         copied = replace(self, budgets=dict(self.budgets), speakers=dict(self.speakers), order=list(self.order))
         copied._open = dict(self._open) if self._open is not None else None
+        copied._sorted = self._sorted
         return copied
 
     def waiting(self) -> list[Speaker]:
@@ -350,13 +356,22 @@ class SpeakerList:
                                + (f" (they are {state})" if state else ""), "not_waiting")
         return self.speakers[speaker_id]
 
+    def _rank(self, speaker_id: int) -> tuple[int, datetime, int]:
+        s = self.speakers[speaker_id]
+        return _BAND[s.speech_type], s.requested_at, s.receipt
+
     def _insert_index(self, new: Speaker) -> int:
-        """After the last waiting speaker who comes first by band and receipt. Searched from the end:
-        a new request is nearly always the latest of its band, so this is quick with thousands waiting."""
+        """After the last waiting speaker who comes first by band and receipt. While the list is in
+        that order (nobody moved by hand) a binary search finds the place: a request that reached
+        the server early but is stored late (a chat's, under load) lands among thousands."""
         key = (_BAND[new.speech_type], new.requested_at, new.receipt)
+        if self._sorted is None:
+            ranks = [self._rank(i) for i in self.order]
+            self._sorted = all(a <= b for a, b in itertools.pairwise(ranks))
+        if self._sorted:
+            return bisect.bisect_right(self.order, key, key=self._rank)
         for index in range(len(self.order) - 1, -1, -1):
-            other = self.speakers[self.order[index]]
-            if (_BAND[other.speech_type], other.requested_at, other.receipt) <= key:
+            if self._rank(self.order[index]) <= key:
                 return index + 1
         return 0
 
@@ -472,6 +487,7 @@ class SpeakerList:
             raise QueueRefused(f"position must be between 1 and {len(self.order)}", "invalid")
         self.order.remove(s.id)
         self.order.insert(c.position - 1, s.id)
+        self._sorted = None
         changed[s.id] = s
         detail.update(speaker=s.id, position=c.position)
         return s
@@ -507,6 +523,7 @@ class SpeakerList:
         again = Speaker(self.next_id, last.participant, last.speech_type, now, 0)
         self.next_id += 1
         self.order.insert(0, again.id)
+        self._sorted = None
         detail.update(speaker=again.id, readded=last.id)
         return self._put(again, changed)
 

@@ -106,6 +106,39 @@ def test_thousands_of_mixed_requests_keep_band_and_receipt_order_and_one_request
     assert len({s.participant.key for s in waiting}) == len(waiting)
 
 
+def test_requests_stored_late_take_their_receipt_place_even_after_the_chair_reordered() -> None:
+    """Requests reach the list out of receipt order (a chat's is stored after later web ones), and
+    the chair moves and re-adds speakers by hand: each request still goes after the last waiting
+    speaker who comes first by band and receipt, as a scan of the whole list would put it."""
+    rng = random.Random(11)
+    band = {SpeechType.POINT_OF_ORDER: 0, SpeechType.INTERPOSED_QUESTION: 1, SpeechType.ANSWER: 1,
+            SpeechType.CONTRIBUTION: 2, SpeechType.RIGHT_OF_REPLY: 3}
+
+    def by_scan(lst: SpeakerList, kind: SpeechType, at: datetime, receipt: int) -> int:
+        key = (band[kind], at, receipt)
+        ranks = [(band[s.speech_type], s.requested_at, s.receipt) for s in lst.waiting()]
+        return max((i + 1 for i, r in enumerate(ranks) if r <= key), default=0) + 1
+
+    lst = fresh()
+    for n in range(1500):
+        if n % 300 == 299:  # the chair reorders: the list is no longer in receipt order
+            for _ in range(5):
+                lst.apply(Move(rng.choice(lst.order), rng.randrange(1, len(lst.order) + 1)), CHAIR, T0)
+        if n == 900:
+            lst.apply(Next(), CHAIR, T0)
+            lst.apply(EndSpeech(), CHAIR, T0)
+            lst.apply(ReaddLast(), CHAIR, T0)
+        kind = rng.choice([SpeechType.CONTRIBUTION] * 6 + list(SpeechType))
+        at = T0 + timedelta(milliseconds=n * 10 - rng.randrange(3000))  # up to 3 s late
+        expected = by_scan(lst, kind, at, n)
+        who = person(10_000 + n)
+        outcome = lst.apply(RequestFloor(who, kind, at, receipt=n), me(who), T0)
+        assert outcome.notices[0].position == expected
+        assert lst.snapshot().order == lst.order
+    contributions = [s for s in lst.waiting()[300:] if s.speech_type is SpeechType.CONTRIBUTION]
+    assert len(contributions) > 500
+
+
 def test_one_open_request_per_participant_and_withdraw() -> None:
     lst = fresh()
     p = person(1)
