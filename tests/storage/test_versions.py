@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from floorbridge.adapters.storage import SqlAgendaStore, open_store
+from floorbridge.adapters.storage import SqlAgendaStore, create_engine, open_store
 from floorbridge.core.agenda import Session, SessionStatus
 from floorbridge.core.changes import ChangeKind
 from floorbridge.core.errors import ConcurrentChange, InvalidInput, NotFound
@@ -226,3 +226,36 @@ async def test_saving_a_version_of_an_unknown_meeting_is_not_found(store: SqlAge
     with pytest.raises(NotFound, match="'ghost'"):
         await store.save_version(version, feeds_for(version))
     assert await store.latest_version_numbers() == {}
+
+
+async def test_an_expired_copy_is_answered_at_once_and_refreshed_behind(
+    store: SqlAgendaStore, store_url: str, meeting: MeetingId
+) -> None:
+    """The web process reads the latest version for every floor request: once its copy is older
+    than cache_seconds it still answers at once, with no query on the caller's way (a burst must not
+    queue behind one), and the copy is brought up to date in the background."""
+    v1 = await publish_next(store, meeting, T1, "First agenda")
+    reader = SqlAgendaStore(create_engine(store_url), cache_seconds=0.1)  # another process
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    try:
+        assert await reader.latest_version(meeting) == v1
+        assert (await reader.get_meeting(meeting)).id == meeting
+        await store.replace_working_copy(meeting, second_draft(), sample_deadlines())
+        v2 = await publish_next(store, meeting, T2, "Second agenda")
+        await asyncio.sleep(0.15)  # the reader's copy has expired
+        event.listen(reader.engine.sync_engine, "before_cursor_execute", count)
+        assert await reader.latest_version(meeting) == v1  # at once: the copy it has
+        assert (await reader.get_meeting(meeting)).id == meeting
+        assert statements == []
+        for _ in range(500):  # polled: the refresh is the reader's own business
+            if await reader.latest_version(meeting) == v2:
+                break
+            await asyncio.sleep(0.01)
+        assert await reader.latest_version(meeting) == v2
+        assert statements  # it was read behind the callers' backs
+    finally:
+        await reader.close()

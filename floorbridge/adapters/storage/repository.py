@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import fields, is_dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -57,6 +58,8 @@ class SchemaOutOfDate(FloorbridgeError):
     """The database has not been migrated to the revision this code needs."""
 
 
+log = logging.getLogger("floorbridge.storage")
+
 class SqlAgendaStore:
     """Every method runs in its own transaction; the writers are all-or-nothing."""
 
@@ -72,14 +75,24 @@ class SqlAgendaStore:
         self._latest: dict[MeetingId, tuple[int, datetime, AgendaVersion, float]] = {}
         self._meetings: tuple[float, dict[MeetingId, Meeting]] | None = None
         # One refresh at a time: when the copy expires during a burst, the callers wait for one query
-        # instead of each sending their own.
+        # instead of each sending their own. And they wait only for a copy they never had: an expired
+        # one is answered at once while the refresh runs in the background. Each step of that query
+        # waits for a turn of a busy loop, and a burst of floor requests queued behind it (the first
+        # web acknowledgements of a burst waited up to 600 ms).
         self._refreshing = asyncio.Lock()
+        self._refreshes: dict[object, asyncio.Task[object]] = {}
+        # Moved on by every write here: a refresh that began before it does not keep what it read.
+        self._generation = 0
 
     @property
     def engine(self) -> AsyncEngine:
         return self._engine
 
     async def close(self) -> None:
+        for task in self._refreshes.values():
+            task.cancel()
+        await asyncio.gather(*self._refreshes.values(), return_exceptions=True)
+        self._refreshes.clear()
         await self._engine.dispose()
 
     async def __aenter__(self) -> SqlAgendaStore:
@@ -93,8 +106,25 @@ class SqlAgendaStore:
     # meetings
 
     def _forget(self) -> None:
+        self._generation += 1
         self._meetings = None
         self._latest.clear()
+
+    def _refresh_soon(self, key: object, load: Callable[[], Awaitable[object]]) -> None:
+        """Refresh an expired copy in the background, once at a time per `key`."""
+        running = self._refreshes.get(key)
+        if running is not None and not running.done():
+            return
+
+        async def refresh() -> object:
+            async with self._refreshing:
+                try:
+                    return await load()
+                except Exception:
+                    log.warning("refreshing the agenda cache failed; the next use tries again", exc_info=True)
+                    return None
+
+        self._refreshes[key] = asyncio.create_task(refresh(), name=f"agenda-refresh-{key}")
 
     async def upsert_meeting(self, meeting: Meeting) -> None:
         async with writing(self._engine) as conn:
@@ -106,19 +136,23 @@ class SqlAgendaStore:
 
     async def _all_meetings(self) -> dict[MeetingId, Meeting]:
         cached = self._meetings
-        if cached is not None and self._fresh(cached[0]):
+        if cached is not None:
+            if not self._fresh(cached[0]):
+                self._refresh_soon("meetings", self._load_meetings)
             return cached[1]
         async with self._refreshing:
             cached = self._meetings
-            if cached is not None and self._fresh(cached[0]):
+            if cached is not None:
                 return cached[1]
             return await self._load_meetings()
 
     async def _load_meetings(self) -> dict[MeetingId, Meeting]:
+        generation = self._generation
         async with reading(self._engine) as conn:
             rows = (await conn.execute(select(meetings.c.data))).scalars().all()
         found = {m.id: m for m in sorted((meeting_from_dict(d) for d in rows), key=lambda m: (m.start_date, m.id))}
-        self._meetings = (time.monotonic(), found)
+        if generation == self._generation:
+            self._meetings = (time.monotonic(), found)
         return found
 
     async def get_meeting(self, meeting_id: MeetingId) -> Meeting:
@@ -199,16 +233,19 @@ class SqlAgendaStore:
 
     async def latest_version(self, meeting_id: MeetingId) -> AgendaVersion | None:
         cached = self._latest.get(meeting_id)
-        if cached is not None and self._fresh(cached[3]):
+        if cached is not None:
+            if not self._fresh(cached[3]):
+                self._refresh_soon(("latest", meeting_id), lambda: self._load_latest(meeting_id))
             return cached[2]
         async with self._refreshing:
             cached = self._latest.get(meeting_id)
-            if cached is not None and self._fresh(cached[3]):
+            if cached is not None:
                 return cached[2]
-            return await self._load_latest(meeting_id, cached)
+            return await self._load_latest(meeting_id)
 
-    async def _load_latest(self, meeting_id: MeetingId,
-                           cached: tuple[int, datetime, AgendaVersion, float] | None) -> AgendaVersion | None:
+    async def _load_latest(self, meeting_id: MeetingId) -> AgendaVersion | None:
+        generation = self._generation
+        cached = self._latest.get(meeting_id)
         latest = (
             select(versions.c.number, versions.c.published_at)
             .where(versions.c.meeting_id == meeting_id)
@@ -218,13 +255,15 @@ class SqlAgendaStore:
         async with reading(self._engine) as conn:
             row = (await conn.execute(latest)).first()
             if row is None:
-                self._latest.pop(meeting_id, None)
+                if generation == self._generation:
+                    self._latest.pop(meeting_id, None)
                 return None
             if cached is not None and cached[:2] == (row.number, row.published_at):
-                self._latest[meeting_id] = (*cached[:3], time.monotonic())
+                if generation == self._generation:
+                    self._latest[meeting_id] = (*cached[:3], time.monotonic())
                 return cached[2]
             version = await _load_version(conn, meeting_id, row.number)
-        if version is not None:
+        if version is not None and generation == self._generation:
             self._latest[meeting_id] = (row.number, row.published_at, version, time.monotonic())
         return version
 
