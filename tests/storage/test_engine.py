@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
-from floorbridge.adapters.storage import create_engine
-from floorbridge.adapters.storage.engine import parse_url, writing
+from floorbridge.adapters.storage import Checkpoints, create_engine, write_here
+from floorbridge.adapters.storage.engine import parse_url, run_write, writing
 from floorbridge.core.errors import InvalidInput
 
 
@@ -87,5 +89,88 @@ async def test_a_database_error_never_carries_the_values_it_was_given(store_url:
                                    {"token": "feed-token-s3cret"})
         assert "no_such_table" in str(failed.value)
         assert "feed-token-s3cret" not in str(failed.value)
+    finally:
+        await engine.dispose()
+
+
+def _make_table(conn: Connection) -> None:
+    conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)")
+
+
+def _add_note(conn: Connection, body: str) -> int:
+    return int(conn.exec_driver_sql("INSERT INTO notes (body) VALUES (?) RETURNING id", (body,)).scalar_one())
+
+
+async def test_a_quick_write_waits_for_another_processs_lock_without_stopping_the_loop(tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock for 0.3 s: a quick write (in the loop's thread)
+    waits for it, and the loop keeps turning meanwhile (SQLite's busy handler would block it)."""
+    path = tmp_path / "fb.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        await run_write(engine, _make_table)
+        other = sqlite3.connect(path, isolation_level=None)  # another process's connection
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.005)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        write = asyncio.create_task(run_write(engine, _add_note, "waited", quick=True))
+        await asyncio.sleep(0.3)
+        assert not write.done()
+        assert ticks > 20  # the loop went on while the write waited
+        other.execute("COMMIT")
+        other.close()
+        async with asyncio.timeout(5):
+            assert await write == 1
+        ticker.cancel()
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT body FROM notes"))).scalars().all() == ["waited"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_quick_write_gives_up_after_the_busy_timeout_and_writes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "fb.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", busy_timeout_ms=200)
+    try:
+        await run_write(engine, _make_table)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(OperationalError, match="database is locked"):
+            await run_write(engine, _add_note, "never", quick=True)
+        assert 0.2 <= asyncio.get_running_loop().time() - started < 2
+        other.execute("ROLLBACK")
+        other.close()
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM notes"))).scalar() == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_writes_in_the_loops_thread_reach_the_database_file_by_checkpoints(tmp_path: Path) -> None:
+    """Connections that write in the loop's thread never copy the write-ahead log into the database
+    file on commit (that would stall the loop): Checkpoints does it, in a thread."""
+    path = tmp_path / "fb.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        await run_write(engine, _make_table)
+        async with Checkpoints(engine) as checkpoints:
+            await checkpoints.once()
+            size = path.stat().st_size
+            write_here(engine)  # every run_write from now on, as in the chat worker
+            for n in range(300):  # well past SQLite's automatic checkpoint (1,000 pages)
+                await run_write(engine, _add_note, f"{n:04d}" + "x" * 20_000)
+            assert path.with_name("fb.db-wal").stat().st_size > 4_000_000
+            assert path.stat().st_size == size  # nothing copied into the database file on commit
+            await checkpoints.once()
+            assert path.stat().st_size > size + 4_000_000
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM notes"))).scalar() == 300
     finally:
         await engine.dispose()

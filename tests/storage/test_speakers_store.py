@@ -16,7 +16,7 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Connection
 
 from floorbridge.adapters.storage import SqlAgendaStore, SqlOutbox, SqlSpeakerStore, create_engine, upgrade
-from floorbridge.adapters.storage.engine import sqlite_twin, writing
+from floorbridge.adapters.storage.engine import write_engines, writing
 from floorbridge.adapters.storage.migrate import alembic_config
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.errors import ConcurrentChange
@@ -335,14 +335,16 @@ async def test_saving_500_new_speakers_takes_one_statement_each(
     def count(conn: Connection, cursor: Any, sql: str, params: Any, context: Any, executemany: bool) -> None:
         statements.append(sql.split("(")[0].strip())
 
-    # On SQLite the save runs through the plain driver on the same file (sqlite_twin).
-    engine = sqlite_twin(store.engine) or store.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    # On SQLite the save runs through the plain driver on the same file (write_engines).
+    engines = write_engines(store.engine) or (store.engine.sync_engine,)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         await speakers_store.save_changes(lst, base, [o.audit for o in outcomes],
                                           [s.id for o in outcomes for s in o.changed], messages)
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     assert sum(s.startswith("INSERT INTO speakers") for s in statements) == 1, statements
     assert sum(s.startswith("INSERT INTO queue_audit") for s in statements) == 1, statements
     loaded = await speakers_store.load_list(MEETING.id, OPENING)

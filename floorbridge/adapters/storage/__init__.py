@@ -2,7 +2,7 @@
 
 from .chats import SqlChatStore
 from .console import SqlConsoleStore
-from .engine import create_engine
+from .engine import Checkpoints, create_engine, write_here
 from .mail import SqlMailStore
 from .migrate import current_revision, head_revision, upgrade, upgrade_sync
 from .outbox import SqlOutbox
@@ -11,6 +11,7 @@ from .slots import SqlSlotStore
 from .speakers import SqlSpeakerStore
 
 __all__ = [
+    "Checkpoints",
     "SchemaOutOfDate",
     "SqlAgendaStore",
     "SqlChatStore",
@@ -25,4 +26,5 @@ __all__ = [
     "open_store",
     "upgrade",
     "upgrade_sync",
+    "write_here",
 ]

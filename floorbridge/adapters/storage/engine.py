@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import logging
 import sqlite3
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from floorbridge.core.errors import InvalidInput, Problem
 
 T = TypeVar("T")
+log = logging.getLogger("floorbridge.storage")
 
 SQLITE = "sqlite+aiosqlite"
 POSTGRES = "postgresql+asyncpg"
@@ -70,11 +74,22 @@ def create_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False
     engine = create_async_engine(parsed, echo=echo, hide_parameters=True)
     _configure_sqlite(engine.sync_engine, busy_timeout_ms)
     if not is_memory(parsed):
-        # The same file through the plain driver, for whole transactions run in a thread (run_write).
-        twin = create_sync_engine(parsed.set(drivername="sqlite"), echo=echo, hide_parameters=True)
-        _configure_sqlite(twin, busy_timeout_ms)
-        _twins[engine.sync_engine] = twin
-        event.listen(engine.sync_engine, "engine_disposed", lambda _engine: twin.dispose())
+        # The same file through the plain driver, for whole transactions in one go (run_write): in a
+        # thread, waiting for the write lock in SQLite's busy handler; or in the loop's thread, with
+        # connections that never wait inside SQLite (the caller waits, without blocking the loop)
+        # nor checkpoint on commit (a Checkpoints task does it, in a thread).
+        pooled = create_sync_engine(parsed.set(drivername="sqlite"), echo=echo, hide_parameters=True)
+        _configure_sqlite(pooled, busy_timeout_ms)
+        here = create_sync_engine(parsed.set(drivername="sqlite"), echo=echo, hide_parameters=True)
+        _configure_sqlite(here, 0, checkpoint_on_commit=False)
+        twins = _Twins(pooled, here, busy_timeout_ms / 1000)
+        _twins[engine.sync_engine] = twins
+
+        def dispose(_engine: Any) -> None:
+            pooled.dispose()
+            here.dispose()
+
+        event.listen(engine.sync_engine, "engine_disposed", dispose)
     return engine
 
 
@@ -101,7 +116,7 @@ def _switch_to_wal(path: Path, busy_timeout_ms: int) -> None:
             pause = min(pause * 2, 0.1)
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, *, checkpoint_on_commit: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own implicit BEGIN is switched off; the "begin" hook below emits ours.
@@ -111,6 +126,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            if not checkpoint_on_commit:
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
 
@@ -126,7 +143,32 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 # meet in the busy handler.
 _sqlite_writers: weakref.WeakKeyDictionary[Any, dict[asyncio.AbstractEventLoop, asyncio.Lock]] = (
     weakref.WeakKeyDictionary())
-_twins: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class _Twins:
+    pooled: Engine  # for transactions in a thread: waits for the write lock in SQLite's busy handler
+    here: Engine  # for transactions in the loop's thread: never waits inside SQLite, never checkpoints
+    busy_seconds: float
+
+
+_twins: weakref.WeakKeyDictionary[Engine, _Twins] = weakref.WeakKeyDictionary()
+_all_here: weakref.WeakSet[Engine] = weakref.WeakSet()
+_written_here: weakref.WeakSet[Engine] = weakref.WeakSet()  # since the last checkpoint
+
+
+def write_here(engine: AsyncEngine) -> None:
+    """From now on every run_write on this SQLite engine runs in the event loop's own thread, as
+    `quick` ones do: for a process whose loop may wait a little (the chat worker), and whose
+    transactions would otherwise hold SQLite's write lock far longer than their work takes.
+
+    SQLite has one writer at a time across processes. Run in a thread of a busy process, every
+    statement of a transaction waits for the interpreter lock that the busy loop holds (up to the
+    5 ms switch interval each time), and the write lock is held all that while: the chat worker's
+    2 ms transactions held it 20-50 ms under a burst of chat traffic, while the web process's
+    commits, and the web delegates' acknowledgements behind them, waited (see bench/queue.py)."""
+    if engine.dialect.name == "sqlite":
+        _all_here.add(engine.sync_engine)
 
 
 def _writer_lock(engine: AsyncEngine) -> asyncio.Lock | None:
@@ -159,25 +201,107 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
 
 
-def sqlite_twin(engine: AsyncEngine) -> Engine | None:
-    """The plain-driver engine on the same SQLite file that run_write uses (None on PostgreSQL)."""
-    return _twins.get(engine.sync_engine)
+def write_engines(engine: AsyncEngine) -> tuple[Engine, ...]:
+    """The plain-driver engines on the same SQLite file that run_write uses (in a thread, in the
+    loop's thread); none on PostgreSQL and for an in-memory database."""
+    twins = _twins.get(engine.sync_engine)
+    return (twins.pooled, twins.here) if twins is not None else ()
 
 
-async def run_write(engine: AsyncEngine, work: Callable[..., T], *args: Any) -> T:
+async def run_write(engine: AsyncEngine, work: Callable[..., T], *args: Any, quick: bool = False) -> T:
     """`work(connection, *args)` in one write transaction, with SQLAlchemy's plain (sync) API.
+    `work` touches nothing but the connection: it may be run again after a rollback.
 
-    On SQLite the whole transaction runs in a worker thread and comes back once. Through the async
-    driver every statement makes several trips between the event loop and the driver's thread
-    (cursor, execute, fetch, close), each waiting for a turn of a busy loop: under a burst that
-    made a 5 ms commit take 30 ms and more. On PostgreSQL it runs through the async driver."""
-    twin = sqlite_twin(engine)
+    On SQLite the whole transaction runs in one go, never spread over turns of the event loop:
+    through the async driver every statement makes several trips between the loop and the
+    driver's thread, each waiting for a turn of a busy loop (under a burst a 5 ms commit took 30 ms
+    and more). By default it runs in a thread. A `quick` one (a small transaction, bounded in size,
+    on the path of an answer someone waits for: a list of speakers' commit), and every one after
+    write_here, runs in the loop's own thread: run in a thread, its result waits for the busy loop
+    to notice it (up to 100 ms seen in a burst), and while it waits for SQLite's write lock the
+    loop goes on (see _write_here). On PostgreSQL it runs through the async driver."""
+    twins = _twins.get(engine.sync_engine)
     lock = _writer_lock(engine)
-    if twin is None or lock is None:
+    if twins is None or lock is None:
         async with writing(engine) as conn:
             return await conn.run_sync(work, *args)
     async with lock:
-        return await asyncio.to_thread(_write_in, twin, work, args)
+        if quick or engine.sync_engine in _all_here:
+            return await _write_here(engine.sync_engine, twins, work, args)
+        return await asyncio.to_thread(_write_in, twins.pooled, work, args)
+
+
+async def _write_here(key: Engine, twins: _Twins, work: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """The transaction in this thread. Its connections never wait inside SQLite: when another
+    process holds the write lock, BEGIN fails at once and the attempt is made again after a pause
+    (0.5 ms, doubling to 5 ms) while the loop goes on, until the busy timeout. SQLite's own busy
+    handler would block the loop, in steps of up to 100 ms."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + twins.busy_seconds
+    pause = 0.0005
+    while True:
+        try:
+            result = _write_in(twins.here, work, args)
+        except OperationalError as exc:
+            if not _locked(exc) or loop.time() >= deadline:
+                raise
+        else:
+            _written_here.add(key)
+            return result
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.005)
+
+
+def _locked(exc: OperationalError) -> bool:
+    return isinstance(exc.orig, sqlite3.OperationalError) and exc.orig.sqlite_errorcode in (
+        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class Checkpoints:
+    """Copies the write-ahead log of an SQLite database into the database file every `seconds`,
+    in a thread, when this process wrote in its loop's thread since (those connections do not
+    checkpoint on commit, which would stall the loop for as long as the copy and its fsync take).
+    A no-op on PostgreSQL and for an in-memory database."""
+
+    def __init__(self, engine: AsyncEngine, seconds: float = 1.0) -> None:
+        self._key = engine.sync_engine
+        self._twins = _twins.get(engine.sync_engine)
+        self._seconds = seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Checkpoints:
+        if self._twins is not None:
+            self._task = asyncio.create_task(self._run(), name="sqlite-checkpoints")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._key in _written_here:
+            await self.once()
+
+    async def once(self) -> None:
+        if self._twins is None:
+            return
+        _written_here.discard(self._key)
+        await asyncio.to_thread(_checkpoint, self._twins.pooled)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._seconds)
+            if self._key in _written_here:
+                try:
+                    await self.once()
+                except Exception:
+                    log.warning("an SQLite checkpoint failed; the next one will try again", exc_info=True)
+
+
+def _checkpoint(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _write_in(engine: Engine, work: Callable[..., T], args: tuple[Any, ...]) -> T:

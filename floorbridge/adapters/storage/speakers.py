@@ -143,7 +143,8 @@ class SqlSpeakerStore:
         }
         # dict.fromkeys: each speaker once (PostgreSQL refuses to upsert one row twice in a statement).
         speaker_rows = [lst.speakers[i] for i in dict.fromkeys(changed_speaker_ids)]
-        await run_write(self._engine, _save, lst, base_version, values, speaker_rows, list(audit), messages, now)
+        await run_write(self._engine, _save, lst, base_version, values, speaker_rows, list(audit), messages, now,
+                        quick=True)
 
     async def audit_trail(self, meeting_id: MeetingId, session_id: SessionId) -> list[AuditEntry]:
         """The list's audit entries, oldest version first."""
