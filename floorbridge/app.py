@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
+import shutil
 import signal
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,13 +19,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from floorbridge.adapters.chat_runtime import ChatRuntime, staff_from
+from floorbridge.adapters.chat_runtime import TELEGRAM_WEBHOOK, ChatRuntime, staff_from
 from floorbridge.adapters.mail.intake import MailIntake
 from floorbridge.adapters.mail.receivers import MailReceivers
 from floorbridge.adapters.settings import Settings
 from floorbridge.adapters.slot_service import SlotService
 from floorbridge.adapters.sources import ImportedAgenda, load_agenda
 from floorbridge.adapters.storage import (
+    Checkpoints,
     SqlAgendaStore,
     SqlChatStore,
     SqlConsoleStore,
@@ -29,6 +35,7 @@ from floorbridge.adapters.storage import (
     SqlSlotStore,
     SqlSpeakerStore,
     open_store,
+    write_here,
 )
 from floorbridge.adapters.storage.live import LiveEvents
 from floorbridge.adapters.web.console_auth import ConsoleAuth
@@ -38,6 +45,18 @@ from floorbridge.adapters.web.metrics import MetricsSources
 from floorbridge.adapters.web.personal import PersonalFeeds
 from floorbridge.adapters.web.server import create_app
 from floorbridge.adapters.web.snapshot import Snapshots
+from floorbridge.adapters.worker import (
+    PARENT_SOCKET,
+    WORKER_SOCKET,
+    FloorHost,
+    RemoteFloor,
+    WakeListener,
+    WorkerClient,
+    WorkerHost,
+    WorkerProcess,
+    tie_to_parent,
+    until_parent_gone,
+)
 from floorbridge.calendar.feeds import render_feeds
 from floorbridge.core import usecases
 from floorbridge.core.chats import Platform
@@ -144,7 +163,9 @@ def _secret_bytes(settings: Settings, name: str) -> bytes | None:
 
 
 @asynccontextmanager
-async def services(settings: Settings) -> AsyncIterator[Services]:
+async def services(settings: Settings, *, floor_link: Path | None = None) -> AsyncIterator[Services]:
+    """Everything a command needs, on one database. With `floor_link` (a chat worker started by a web
+    process: the socket of its parent's FloorHost), the chat's lists of speakers are the parent's."""
     store = await open_store(
         settings.database_url(),
         migrate=True,
@@ -157,11 +178,14 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
     console = ConsoleAuth(SqlConsoleStore(store.engine), staff_from(settings), public_url=settings.server.public_url,
                           session_minutes=settings.console.session_minutes,
                           link_minutes=settings.console.login_link_minutes)
+    remote = RemoteFloor(floor_link, speakers, store) if floor_link is not None else None
     chat = ChatRuntime(store, chats, outbox, settings, speakers=speakers, login_link=console.login_link,
-                       slots=SlotService(SqlSlotStore(store.engine), store))
+                       slots=SlotService(SqlSlotStore(store.engine), store), floor_desk=remote)
     try:
         yield Services(settings, store, chats, outbox, chat, speakers, console)
     finally:
+        if remote is not None:
+            await remote.close()
         await outbox.close()
         await store.close()
 
@@ -169,14 +193,34 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
 ROLES = ("all", "web", "worker")
 
 
-def check_role(settings: Settings, role: str) -> None:
-    """Refuse, before anything starts, a split that cannot work."""
+@dataclass(frozen=True)
+class WorkerLink:
+    """How a chat worker started by `serve --role all` reaches its web process: the private
+    directory of their sockets, and the web process's pid (the worker dies with it)."""
+
+    directory: Path
+    parent_pid: int
+
+
+def chat_work(settings: Settings) -> bool:
+    """Whether there is anything for a chat worker to run: a chat platform or a mail receiver."""
+    mail = settings.mail
+    return (settings.telegram.enabled or settings.discord.enabled or settings.matrix.enabled
+            or mail.smtp.enabled or mail.lmtp.enabled or bool(mail.imap))
+
+
+def check_role(settings: Settings, role: str, *, linked: bool = False) -> None:
+    """Refuse, before anything starts, a split that cannot work. (`linked`: a chat worker started
+    by `serve --role all`, which shares the database and the web server of its parent.)"""
     if role not in ROLES:
         raise InvalidInput([Problem("--role", f"{role!r} is not one of {', '.join(ROLES)}")], source="serve")
+    if linked:
+        return
     if role != "all" and settings.database.is_sqlite:
-        raise InvalidInput([Problem("--role", f"a {role} process shares its database with other processes, and "
-                                              "SQLite cannot be shared that way: use PostgreSQL (database.url: "
-                                              "postgresql+asyncpg://…), or run one process with --role all")],
+        raise InvalidInput([Problem("--role", f"a {role} process runs apart from the other processes of its "
+                                              "database, and only PostgreSQL is shared between machines: use "
+                                              "PostgreSQL (database.url: postgresql+asyncpg://…), or --role all, "
+                                              "which runs its web and chat processes itself")],
                            source="serve")
     if role == "worker" and settings.telegram.enabled and settings.telegram.mode == "webhook":
         raise InvalidInput([Problem("--role", "Telegram in webhook mode posts its updates to the web server, which "
@@ -184,38 +228,56 @@ def check_role(settings: Settings, role: str) -> None:
                            source="serve")
 
 
+def worker_argv(config: Path | None, directory: Path) -> list[str]:
+    """The command line of the chat worker of this web process."""
+    chosen = ["--config", str(config.resolve())] if config is not None else []
+    return [sys.executable, "-m", "floorbridge", *chosen, "serve", "--role", "worker", "--no-seed",
+            "--link", str(directory), "--parent-pid", str(os.getpid())]
+
+
 async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | None = None,
-                role: str = "all") -> None:
-    """Run until SIGINT/SIGTERM or `stop`: `all` runs everything; `web` the web server (feeds, API,
-    pages, console) and its lists of speakers; `worker` the bots, their delivery, the reminders and
-    the mail receivers. Processes of one database tell each other of changes (PostgreSQL)."""
-    check_role(settings, role)
+                role: str = "all", config: Path | None = None, link: WorkerLink | None = None) -> None:
+    """Run until SIGINT/SIGTERM or `stop`. `web` runs the web server (feeds, API, pages, console)
+    and its lists of speakers; `worker` the bots, their delivery, the reminders and the mail
+    receivers; `all` runs the web server here and, when a chat platform or a mail receiver is
+    enabled, a chat worker in a process of its own (started with the same `config` file, and
+    `link`ed to this one: see adapters/worker). Processes of one PostgreSQL database tell each
+    other of changes (LISTEN/NOTIFY)."""
+    check_role(settings, role, linked=link is not None)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    web_role, bots = role in ("all", "web"), role in ("all", "worker")
+    web_role, bots = role in ("all", "web"), role == "worker"
+    spawn_worker = role == "all" and chat_work(settings)
+    if link is not None:
+        tie_to_parent(link.parent_pid)
+        os.nice(settings.bots.worker_nice)
     async with AsyncExitStack() as stack:
-        svc = await stack.enter_async_context(services(settings))
+        svc = await stack.enter_async_context(
+            services(settings, floor_link=link.directory / PARENT_SOCKET if link is not None else None))
+        if bots:
+            write_here(svc.store.engine)  # (SQLite: see its docstring)
+        await stack.enter_async_context(Checkpoints(svc.store.engine))
         if seed:
             await svc.seed()
-        await svc.mail.reconcile()
+        if link is None:
+            await svc.mail.reconcile()  # (a linked worker's web process did)
         live = _live_events(settings, svc)
         await live.start()
         stack.push_async_callback(live.stop)
-        snapshots = Snapshots(svc.store, settings.meetings.poll_seconds,
-                              https=settings.server.public_url.startswith("https://"))
-        await snapshots.start()
-        stack.push_async_callback(snapshots.stop)
         if bots:
             svc.chat.add_configured()
         floor = svc.chat.floor
         sources = MetricsSources(
-            outbox_depth=svc.outbox.depth, ping=svc.outbox.ping, role=role,
-            workers=lambda: {p.value: w.stats for p, w in svc.chat.engine.workers.items()},
+            outbox_depth=svc.outbox.depth, ping=svc.outbox.ping, role=role, delivery=svc.chat.delivery_report,
             floor_actions=lambda: floor.actions if floor is not None else {},
             mail=lambda: svc.mail.received,
-            platforms=lambda: {p.value: p in svc.chat.running() for p in svc.chat.adapters} if bots else {},
         )
+        worker: WorkerProcess | None = None
         if web_role:
+            snapshots = Snapshots(svc.store, settings.meetings.poll_seconds,
+                                  https=settings.server.public_url.startswith("https://"))
+            await snapshots.start()
+            stack.push_async_callback(snapshots.stop)
             personal = PersonalFeeds(svc.chats, settings.feeds.refresh_minutes, settings.feeds.alarm_offsets())
             app = create_app(
                 snapshots,
@@ -227,9 +289,10 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
                 slots=svc.chat.slots,
                 mail_intake=svc.mail,
                 mail_key=_secret_bytes(settings, "mail-hmac"),
-                web_first=svc.chat.web_first,
                 metrics_sources=sources,
             )
+            if spawn_worker:
+                worker = await _link_worker(stack, settings, svc, app, sources, config)
             for path, handler in svc.chat.webhooks.items():
                 app.router.add_post(path, handler)
             runner = web.AppRunner(app, access_log=logging.getLogger("floorbridge.access"), handle_signals=False)
@@ -248,6 +311,11 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             receivers = MailReceivers(svc.mail, settings)
             await receivers.start()
             stack.push_async_callback(receivers.stop)
+        if link is not None:
+            await _link_to_web(stack, svc, link, stop)
+        if worker is not None:  # once this process serves: the worker's commands are answered at once
+            await worker.start()
+            stack.push_async_callback(worker.stop)
         # What start-up made (settings, agenda, libraries) lives as long as the process: kept out of
         # the collector's full passes, which otherwise walk it all and stall answers (the web
         # acknowledgements' p99 went from about 160 ms to 30 ms under a burst).
@@ -258,11 +326,50 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
             stack.callback(loop.remove_signal_handler, sig)
         log.info(
             "serving",
-            extra={"role": role, "meetings": len(snapshots.meetings),
+            extra={"role": role, "worker": worker is not None,
                    "url": f"http://{settings.server.host}:{settings.server.port}" if web_role else None},
         )
         await stop.wait()
         log.info("stopping")
+
+
+async def _link_worker(stack: AsyncExitStack, settings: Settings, svc: Services, app: web.Application,
+                       sources: MetricsSources, config: Path | None) -> WorkerProcess:
+    """The web process's side of its chat worker: the link's sockets, the worker's delivery figures
+    in /metrics, Telegram's webhook handed on, outbox wakes; returns the (not yet started) worker."""
+    directory = Path(tempfile.mkdtemp(prefix="floorbridge-"))  # 0700: only this user reaches the sockets
+    stack.callback(shutil.rmtree, directory, ignore_errors=True)
+    assert svc.chat.floor is not None
+    host = FloorHost(svc.chat.floor, directory / PARENT_SOCKET)
+    await host.start()
+    stack.push_async_callback(host.stop)
+    svc.chat.engine.listeners.append(host.wake)  # outbox rows written here are sent by the worker
+    enabled = [p.value for p in Platform if getattr(settings, p.value).enabled]
+    client = WorkerClient(directory / WORKER_SOCKET, enabled)
+    stack.push_async_callback(client.close)
+    sources.delivery = client.report
+    if settings.telegram.enabled and settings.telegram.mode == "webhook":
+        app.router.add_post(TELEGRAM_WEBHOOK, client.forward(TELEGRAM_WEBHOOK))
+    return WorkerProcess(worker_argv(config, directory))
+
+
+async def _link_to_web(stack: AsyncExitStack, svc: Services, link: WorkerLink, stop: asyncio.Event) -> None:
+    """The chat worker's side: outbox wakes from the web process, its own socket (delivery figures,
+    webhook calls), and a stop when the web process goes."""
+    wakes = WakeListener(link.directory / PARENT_SOCKET, svc.chat.engine.notify)
+    await wakes.start()
+    stack.push_async_callback(wakes.stop)
+    host = WorkerHost(link.directory / WORKER_SOCKET, svc.chat.report, dict(svc.chat.webhooks))
+    await host.start()
+    stack.push_async_callback(host.stop)
+    watcher = asyncio.create_task(until_parent_gone(stop), name="parent-watch")
+
+    async def unwatch() -> None:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+    stack.push_async_callback(unwatch)
 
 
 _PLATFORMS = {p.value for p in Platform}

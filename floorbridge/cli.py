@@ -16,10 +16,10 @@ from floorbridge.adapters.logs import configure_logging
 from floorbridge.adapters.mail.archive_import import import_mail
 from floorbridge.adapters.settings import Settings, describe, load_settings
 from floorbridge.adapters.storage import upgrade
-from floorbridge.app import Services, serve, services
+from floorbridge.app import Services, WorkerLink, serve, services
 from floorbridge.core import codec
 from floorbridge.core.chats import Role
-from floorbridge.core.errors import FloorbridgeError, InvalidInput, NothingToPublish
+from floorbridge.core.errors import FloorbridgeError, InvalidInput, NothingToPublish, Problem
 from floorbridge.core.ids import MeetingId
 
 DEFAULT_CONFIG = "config/floorbridge.yaml"
@@ -53,7 +53,14 @@ async def _with_services(settings: Settings, job: Callable[[Services], Awaitable
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    asyncio.run(serve(settings, seed=not args.no_seed, role=args.role))
+    link = None
+    if args.link is not None or args.parent_pid is not None:
+        if args.link is None or args.parent_pid is None or args.role != "worker":
+            raise InvalidInput([Problem("--link", "is for the chat worker a web process starts: --role worker "
+                                                  "--link DIR --parent-pid PID")], source="serve")
+        link = WorkerLink(Path(args.link), args.parent_pid)
+    asyncio.run(serve(settings, seed=not args.no_seed, role=args.role, config=_config_path(args.config),
+                      link=link))
     return 0
 
 
@@ -179,8 +186,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the web server and feeds (migrates and seeds the demo meetings)")
     s.add_argument("--no-seed", action="store_true", help="do not import the configured seed meetings")
     s.add_argument("--role", choices=["all", "web", "worker"], default="all",
-                   help="all (default): everything in one process; web: the web server and its lists of speakers; "
-                        "worker: the bots, delivery, reminders and mail receivers (web and worker need PostgreSQL)")
+                   help="all (default): the web server here and, when a chat platform or mail receiver is enabled, "
+                        "the chat worker in a process it starts itself; web: the web server and its lists of "
+                        "speakers; worker: the bots, delivery, reminders and mail receivers (web and worker on "
+                        "their own need PostgreSQL)")
+    # How a web process starts its chat worker (serve --role all); not for people.
+    s.add_argument("--link", help=argparse.SUPPRESS)
+    s.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("migrate", help="apply database migrations")

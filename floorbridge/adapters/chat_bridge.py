@@ -11,12 +11,10 @@ from floorbridge.bots.events import Incoming, Reply
 from floorbridge.core.outbox import OutgoingMessage
 from floorbridge.core.ports import ChatStore
 
-from .web_first import WebFirst
-
-# Commands handled at once, over all platforms. A burst of chat commands (each costs several
-# milliseconds of CPU) waits its turn here, outside the event loop's ready queue, so the web
-# requests arriving meanwhile are not served behind hundreds of them.
-CHAT_CONCURRENCY = 4
+# Commands handled at once, over all platforms: a burst of thousands waits its turn here rather than
+# holding thousands of database connections and half-built replies. (The receipt time that orders
+# a request to speak is stamped before the wait.)
+CHAT_CONCURRENCY = 16
 
 
 class ReplyQueue:
@@ -25,12 +23,11 @@ class ReplyQueue:
     platform's delivery worker to look now rather than at its next poll."""
 
     def __init__(self, conversation: Conversation, chats: ChatStore, wake: Callable[[], None],
-                 turns: asyncio.Semaphore | None = None, web_first: WebFirst | None = None) -> None:
+                 turns: asyncio.Semaphore | None = None) -> None:
         self.conversation = conversation
         self._chats = chats
         self._wake = wake
         self._turns = turns or asyncio.Semaphore(CHAT_CONCURRENCY)
-        self._web_first = web_first
 
     def _received(self, incoming: Incoming) -> Incoming:
         if incoming.received_at is not None:
@@ -40,20 +37,14 @@ class ReplyQueue:
     async def answer(self, incoming: Incoming) -> Sequence[Reply]:
         incoming = self._received(incoming)
         async with self._turns:
-            await self._yield()
             return await self.conversation.handle(incoming)
 
     async def handle(self, incoming: Incoming) -> int:
         incoming = self._received(incoming)
         async with self._turns:
-            await self._yield()
             replies = await self.conversation.handle(incoming)
         await self.queue(incoming, replies)
         return len(replies)
-
-    async def _yield(self) -> None:
-        if self._web_first is not None:
-            await self._web_first.yield_to_web()
 
     async def queue(self, incoming: Incoming, replies: Sequence[Reply]) -> None:
         if not replies:

@@ -28,11 +28,11 @@ from floorbridge.core.chats import ChatProfile, ChatRef, Platform, Role, Staff, 
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.outbox import OutboxItem, OutgoingMessage
-from floorbridge.core.ports import AgendaStore, SpeakerStore
+from floorbridge.core.ports import AgendaStore, FloorDesk, SpeakerStore
 from floorbridge.core.slots import SlotCall, SlotRequest
 from floorbridge.core.speakers import FloorNotice, SpeakerList
 from floorbridge.core.versions import AgendaVersion
-from floorbridge.delivery.engine import DeliveryEngine, PlatformWorker, Sender
+from floorbridge.delivery.engine import DeliveryEngine, DeliveryReport, PlatformWorker, Sender
 from floorbridge.delivery.limits import AdaptiveLimiter, DiscordLimiter, Limiter, TelegramLimiter
 
 from .chat_bridge import CHAT_CONCURRENCY, ReplyQueue
@@ -41,7 +41,6 @@ from .settings import Settings
 from .slot_service import SlotService
 from .storage import SqlChatStore, SqlOutbox
 from .storage.ownership import PlatformLocks
-from .web_first import WebFirst
 
 log = logging.getLogger("floorbridge.chat")
 
@@ -96,24 +95,27 @@ class ChatRuntime:
     login_link: Callable[[UserRef], Awaitable[str]] | None = None
     # Speaking-slot requests (the `slot` command); none when not given.
     slots: SlotService | None = None
+    # The lists of speakers as kept elsewhere (a chat worker's, kept by its web process); by default
+    # this runtime keeps them itself, in a FloorService.
+    floor_desk: FloorDesk | None = None
     _reminders: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self._turns = asyncio.Semaphore(CHAT_CONCURRENCY)  # shared by the platforms
-        self.web_first = WebFirst()
         self._locks: PlatformLocks | None = None
         self._started: set[Platform] = set()  # running now (or starting)
         self._switching: dict[Platform, asyncio.Lock] = {}  # one start or stop of a platform at a time
         self.staff = staff_from(self.settings)
         self.moderator_chats = moderator_chats_from(self.settings)
         self.floor: FloorService | None = None
-        if self.speakers is not None:
-            self.floor = FloorService(self.speakers, self.agenda, write_notices=self.floor_notices,
-                                      on_enqueued=self.engine.notify, clock=self.clock,
-                                      tick_seconds=self.settings.console.floor_tick_seconds)
+        desk = self.floor_desk
+        if desk is None and self.speakers is not None:
+            self.floor = desk = FloorService(self.speakers, self.agenda, write_notices=self.floor_notices,
+                                             on_enqueued=self.engine.notify, clock=self.clock,
+                                             tick_seconds=self.settings.console.floor_tick_seconds)
         self.conversation = Conversation(
             self.agenda, self.chats, self.staff, public_url=self.settings.server.public_url,
-            clock=self.clock, on_pin_request=self.pin_request, floor=self.floor,
+            clock=self.clock, on_pin_request=self.pin_request, floor=desk,
             login_link=self._login_link, slots=self.slots, staff_chats=self.moderator_chats,
         )
         if self.slots is not None:
@@ -122,8 +124,7 @@ class ChatRuntime:
     # ---------------------------------------------------------------- building
 
     def replies_for(self, platform: Platform) -> ReplyQueue:
-        return ReplyQueue(self.conversation, self.chats, lambda: self.engine.notify([platform]), self._turns,
-                          self.web_first)
+        return ReplyQueue(self.conversation, self.chats, lambda: self.engine.notify([platform]), self._turns)
 
     def limiter_for(self, platform: Platform) -> Limiter:
         s = self.settings
@@ -144,7 +145,6 @@ class ChatRuntime:
             failure_notices=self.failure_notices,
             poll_seconds=self.settings.bots.delivery_poll_seconds,
             clock=self.clock,
-            before_send=self.web_first.yield_to_web,
             **worker_options,
         )
 
@@ -244,6 +244,14 @@ class ChatRuntime:
     def running(self) -> set[Platform]:
         """The platforms whose bot and delivery run in this process now."""
         return set(self._started)
+
+    def report(self) -> DeliveryReport:
+        """For /metrics: which platforms run here now, and their delivery figures."""
+        return DeliveryReport({p.value: p in self._started for p in self.adapters},
+                              {p.value: w.stats.figures() for p, w in self.engine.workers.items()})
+
+    async def delivery_report(self) -> DeliveryReport:
+        return self.report()
 
     def _switch(self, platform: Platform) -> asyncio.Lock:
         return self._switching.setdefault(platform, asyncio.Lock())

@@ -47,6 +47,30 @@ MAX_BATCH = 500
 COMMIT_ATTEMPTS = 50  # against other processes storing the same list meanwhile
 
 
+class PublishedSessions:
+    """Sessions of the meetings' latest published agendas, by id. (The agenda store keeps the latest
+    version in memory; this keeps its sessions by id.)"""
+
+    def __init__(self, agenda: AgendaStore) -> None:
+        self._agenda = agenda
+        self._cached: dict[MeetingId, tuple[int, Meeting, dict[SessionId, Session]]] = {}
+
+    async def get(self, meeting_id: MeetingId, session_id: SessionId) -> tuple[Meeting, Session]:
+        """The session and its meeting; NotFound when the latest published agenda has no such session."""
+        version = await self._agenda.latest_version(meeting_id)
+        if version is None:
+            raise NotFound(f"meeting {meeting_id!r} has no published agenda")
+        cached = self._cached.get(meeting_id)
+        if cached is None or cached[0] != version.number:
+            meeting = await self._agenda.get_meeting(meeting_id)
+            cached = (version.number, meeting, {ps.session.id: ps.session for ps in version.sessions})
+            self._cached[meeting_id] = cached
+        session = cached[2].get(session_id)
+        if session is None:
+            raise NotFound(f"there is no session {session_id!r} in {meeting_id}")
+        return cached[1], session
+
+
 @dataclass
 class _Pending:
     command: Command
@@ -86,7 +110,7 @@ class FloorService:
         self._slots: dict[ListKey, _Slot] = {}
         self._receipts = itertools.count(1)
         self._ticker: asyncio.Task[None] | None = None
-        self._sessions: dict[MeetingId, tuple[int, Meeting, dict[SessionId, Session]]] = {}
+        self._sessions = PublishedSessions(agenda)
         self.actions: Counter[str] = Counter()  # stored changes by command ("RequestFloor", "Next"…), for /metrics
 
     # ---------------------------------------------------------------- lifetime
@@ -108,20 +132,7 @@ class FloorService:
     # ---------------------------------------------------------------- reading
 
     async def session(self, meeting_id: MeetingId, session_id: SessionId) -> tuple[Meeting, Session]:
-        """The session from the meeting's latest published agenda; NotFound when it is not there.
-        (The agenda store keeps the latest version in memory; this keeps its sessions by id.)"""
-        version = await self.agenda.latest_version(meeting_id)
-        if version is None:
-            raise NotFound(f"meeting {meeting_id!r} has no published agenda")
-        cached = self._sessions.get(meeting_id)
-        if cached is None or cached[0] != version.number:
-            meeting = await self.agenda.get_meeting(meeting_id)
-            cached = (version.number, meeting, {ps.session.id: ps.session for ps in version.sessions})
-            self._sessions[meeting_id] = cached
-        session = cached[2].get(session_id)
-        if session is None:
-            raise NotFound(f"there is no session {session_id!r} in {meeting_id}")
-        return cached[1], session
+        return await self._sessions.get(meeting_id, session_id)
 
     async def view(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList:
         """A copy of the list as stored (an empty list for a session nobody has asked in yet)."""

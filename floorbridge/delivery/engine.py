@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import statistics
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from floorbridge.core import log_context
 from floorbridge.core.chats import ChatRef, Platform
@@ -105,6 +106,41 @@ class WorkerStats:
     # Seconds from enqueue to delivery, of the latest sends (bounded: a process runs for months).
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
+    def figures(self) -> WorkerFigures:
+        values = list(self.latencies)
+        return WorkerFigures(self.sent, self.rate_limited, self.retried, self.failed, len(values), sum(values),
+                             statistics.median(values) if values else 0.0)
+
+
+@dataclass(frozen=True)
+class WorkerFigures:
+    """What /metrics shows of one platform's delivery (a summary of WorkerStats, small enough to
+    hand from the chat worker to the web process at each scrape)."""
+
+    sent: int = 0
+    rate_limited: int = 0
+    retried: int = 0
+    failed: int = 0
+    latency_count: int = 0
+    latency_sum: float = 0.0
+    latency_p50: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """Per enabled platform: whether this process runs its bot and delivery now, and its figures."""
+
+    running: Mapping[str, bool] = field(default_factory=dict)
+    workers: Mapping[str, WorkerFigures] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"running": dict(self.running), "workers": {k: asdict(v) for k, v in self.workers.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeliveryReport:
+        return cls({str(k): bool(v) for k, v in data["running"].items()},
+                   {str(k): WorkerFigures(**v) for k, v in data["workers"].items()})
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -123,12 +159,10 @@ class PlatformWorker:
         poll_seconds: float = 1.0,
         backoff: Backoff = Backoff(),
         clock: Callable[[], datetime] = _utc_now,
-        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.sender = sender
         # Awaited before each round of sends: the process may ask delivery to give way a moment
         # (web acknowledgements first).
-        self._before_send = before_send
         self.platform = sender.platform
         self._outbox = outbox
         self._limiter = limiter
@@ -211,8 +245,6 @@ class PlatformWorker:
                     wait = self._poll  # the database is still away: send nothing more until it is back
                 else:
                     await self._fetch_if_due()
-                    if self._before_send is not None:
-                        await self._before_send()  # before the limiter hands out tokens, so none goes stale
                     wait = self._dispatch()
             except asyncio.CancelledError:
                 raise
@@ -384,6 +416,8 @@ class DeliveryEngine:
 
     def __init__(self, workers: Sequence[PlatformWorker]) -> None:
         self.workers = {w.platform: w for w in workers}
+        # Told of every notify too: a web process hands the news to its chat worker this way.
+        self.listeners: list[Callable[[Sequence[Platform] | None], None]] = []
 
     def start(self) -> None:
         for worker in self.workers.values():
@@ -396,3 +430,5 @@ class DeliveryEngine:
         for platform, worker in self.workers.items():
             if platforms is None or platform in platforms:
                 worker.notify()
+        for listener in self.listeners:
+            listener(platforms)

@@ -129,8 +129,9 @@ def test_roles_that_cannot_work_are_refused(tmp_path: Path) -> None:
     settings = load_settings(config, env={})
     check_role(settings, "all")
     for role in ("web", "worker"):
-        with pytest.raises(InvalidInput, match="SQLite cannot be shared"):
+        with pytest.raises(InvalidInput, match="only PostgreSQL is shared between machines"):
             check_role(settings, role)
+    check_role(settings, "worker", linked=True)  # the chat worker `serve --role all` starts itself
     with pytest.raises(InvalidInput, match="not one of all, web, worker"):
         check_role(settings, "both")
 

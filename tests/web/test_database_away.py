@@ -89,8 +89,7 @@ async def test_while_the_database_is_away_the_api_says_503_and_works_again_after
         await svc.seed()
         snapshots = Snapshots(svc.store, poll_seconds=3600)
         await snapshots.start()
-        app = create_app(snapshots, web_options(settings), floor_desk=svc.chat.floor, speaker_store=svc.speakers,
-                         web_first=svc.chat.web_first)
+        app = create_app(snapshots, web_options(settings), floor_desk=svc.chat.floor, speaker_store=svc.speakers)
         server = TestServer(app)
         await server.start_server()
         try:

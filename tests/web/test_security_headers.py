@@ -73,7 +73,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         token, signed_in = await svc.console.open_session(str(SECRETARIAT))
         app = create_app(snapshots, web_options(settings), personal_feeds=PersonalFeeds(svc.chats),
                          floor_desk=svc.chat.floor, speaker_store=svc.speakers, console=svc.console, slots=slots,
-                         mail_intake=svc.mail, mail_key=b"k" * 32, web_first=svc.chat.web_first)
+                         mail_intake=svc.mail, mail_key=b"k" * 32)
         server = TestServer(app)
         await server.start_server()
         track = next(k for k in snapshots.get(WSIS).feeds if k.startswith("tracks/")).removeprefix("tracks/")

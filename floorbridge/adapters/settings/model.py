@@ -269,6 +269,10 @@ class BotSettings(Section):
     reminders: Annotated[tuple[Alarm, ...], BeforeValidator(_as_tuple)] = DEFAULT_ALARMS
     reminder_check_seconds: float = Field(default=60.0, gt=0, le=3600)
     delivery_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # The niceness of the chat worker that `serve --role all` starts (0-19, higher yields more): the
+    # web process, whose answers people wait for, goes first when both want the CPU; the chat's
+    # own pace is set by the platforms' rate limits anyway.
+    worker_nice: int = Field(default=10, ge=0, le=19)
 
     def reminder_offsets(self) -> tuple[timedelta, ...]:
         return tuple(parse_duration(a) for a in self.reminders)

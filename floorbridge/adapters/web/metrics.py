@@ -7,7 +7,6 @@ process's own memory and CPU come from prometheus_client's process collector.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
-from floorbridge.delivery.engine import WorkerStats
+from floorbridge.delivery.engine import DeliveryReport
 
 from .keys import SNAPSHOTS
 
@@ -28,12 +27,12 @@ class MetricsSources:
 
     outbox_depth: Callable[[], Awaitable[Mapping[str, tuple[int, float]]]]
     ping: Callable[[], Awaitable[None]]
-    workers: Callable[[], Mapping[str, WorkerStats]] = dict
+    # Per enabled platform: whether the platform's bot and delivery run here now (the process holds
+    # its lock) and their figures; in `serve --role all`, the chat worker's.
+    delivery: Callable[[], Awaitable[DeliveryReport]] = lambda: _no_delivery()
     feeds: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (answered, of which 304)
     floor_actions: Callable[[], Mapping[str, int]] = dict
     mail: Callable[[], Mapping[tuple[str, str], int]] = dict
-    # Per enabled platform: whether this process runs its bot and delivery now (it holds the lock).
-    platforms: Callable[[], Mapping[str, bool]] = dict
     role: str = "all"
     _process: ProcessCollector | None = field(default=None, repr=False)
 
@@ -41,10 +40,16 @@ class MetricsSources:
 METRICS = web.AppKey("metrics_sources", MetricsSources)
 
 
+async def _no_delivery() -> DeliveryReport:
+    return DeliveryReport()
+
+
 class _Snapshot(Collector):
-    def __init__(self, sources: MetricsSources, depth: Mapping[str, tuple[int, float]]) -> None:
+    def __init__(self, sources: MetricsSources, depth: Mapping[str, tuple[int, float]],
+                 delivery: DeliveryReport) -> None:
         self._s = sources
         self._depth = depth
+        self._delivery = delivery
 
     def collect(self) -> Iterator[Metric]:
         s = self._s
@@ -59,7 +64,7 @@ class _Snapshot(Collector):
         running = GaugeMetricFamily("floorbridge_platform_running",
                                     "1 where this process runs the platform's bot and delivery now",
                                     labels=["platform"])
-        for platform, here in sorted(s.platforms().items()):
+        for platform, here in sorted(self._delivery.running.items()):
             running.add_metric([platform], 1.0 if here else 0.0)
         yield running
         counters = {
@@ -70,17 +75,16 @@ class _Snapshot(Collector):
         }
         for attr, (name, text) in counters.items():
             family = CounterMetricFamily(name, text, labels=["platform"])
-            for platform, stats in sorted(s.workers().items()):
-                family.add_metric([platform], getattr(stats, attr))
+            for platform, figures in sorted(self._delivery.workers.items()):
+                family.add_metric([platform], getattr(figures, attr))
             yield family
         latency = SummaryMetricFamily("floorbridge_delivery_latency_seconds",
                                       "Enqueue to delivery, over the latest sends", labels=["platform"])
         p50 = GaugeMetricFamily("floorbridge_delivery_latency_p50_seconds", "Median enqueue-to-delivery time",
                                 labels=["platform"])
-        for platform, stats in sorted(s.workers().items()):
-            values = list(stats.latencies)
-            latency.add_metric([platform], count_value=len(values), sum_value=sum(values))
-            p50.add_metric([platform], statistics.median(values) if values else 0.0)
+        for platform, figures in sorted(self._delivery.workers.items()):
+            latency.add_metric([platform], count_value=figures.latency_count, sum_value=figures.latency_sum)
+            p50.add_metric([platform], figures.latency_p50)
         yield latency
         yield p50
         answered, not_modified = s.feeds()
@@ -105,7 +109,7 @@ class _Snapshot(Collector):
 async def metrics(request: web.Request) -> web.Response:
     sources = request.app[METRICS]
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(sources, await sources.outbox_depth()))
+    registry.register(_Snapshot(sources, await sources.outbox_depth(), await sources.delivery()))
     ProcessCollector(registry=registry)
     return web.Response(body=generate_latest(registry), headers={"Content-Type": "text/plain; version=0.0.4"})
 

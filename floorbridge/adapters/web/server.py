@@ -11,7 +11,6 @@ from aiohttp import web
 
 from floorbridge.adapters.mail.intake import MailIntake
 from floorbridge.adapters.slot_service import SlotService
-from floorbridge.adapters.web_first import WebFirst
 from floorbridge.core import log_context
 from floorbridge.core.ports import FloorDesk, SpeakerStore
 
@@ -46,22 +45,6 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-def _web_first(gate: WebFirst) -> Any:
-    """POSTs to the API (a delegate asking for the floor, a moderator's action, a request for a
-    speaking slot) go before the chat side's work while they are answered."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method != "POST" or not request.path.startswith("/api/"):
-            return await handler(request)
-        with gate.serving():
-            return await handler(request)
-
-    return middleware
-
-
-
-
 def _security_headers(public_url: str) -> Any:
     """Every answer the application gives, from a handler, a middleware or an error: the pages'
     headers (CSP and the rest) on any HTML that lacks them, nosniff on everything, and HSTS when
@@ -90,7 +73,6 @@ def create_app(
     slots: SlotService | None = None,
     mail_intake: MailIntake | None = None,
     mail_key: bytes | None = None,
-    web_first: WebFirst | None = None,
     metrics_sources: metrics.MetricsSources | None = None,
 ) -> web.Application:
     """The app serves what `snapshots` holds; its owner starts and stops the snapshot poller.
@@ -98,8 +80,6 @@ def create_app(
     buckets = ratelimit.TokenBuckets(options.rate_per_second, options.rate_burst) if options.rate_limit else None
     middlewares = [request_ids, ratelimit.middleware(buckets, ratelimit.networks(options.trusted_proxies)),
                    error_middleware]
-    if web_first is not None:
-        middlewares.insert(2, _web_first(web_first))
     app = web.Application(middlewares=middlewares, client_max_size=options.max_body_bytes)
     app.on_response_prepare.append(_security_headers(options.public_url))
     app[SNAPSHOTS] = snapshots

@@ -1,0 +1,179 @@
+"""`run.py serve` with a chat platform enabled, as deployed: the web process starts its chat worker
+in a process of its own and supervises it. Tested with the Telegram fake: a delegate's request
+from Telegram lands in the web process's list, the chair's "next" from Telegram is a "you have the
+floor" on Telegram, /metrics shows the worker's platform, a killed worker is started again, and a
+killed web process takes its worker with it (nothing is left sending on its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.fakes.telegram_api import FakeTelegram
+
+ROOT = Path(__file__).resolve().parent.parent
+HLS = "hls-statements-1"
+LIST = f"/api/v1/meetings/wsis-2025/sessions/{HLS}/speakers"
+CHAIR, AMINA, BORIS, CHAIRS_ROOM = 42, 1001, 1002, -100999
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[bytes]
+    base: str
+    fake: FakeTelegram
+    log: Path
+
+    def worker(self) -> int | None:
+        found = [p for p in children(self.process.pid) if "--role worker" in command_line(p)]
+        return found[0] if found else None
+
+
+async def until(condition, what: str, within: float = 20) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within} s")
+        await asyncio.sleep(0.1)
+
+
+async def running(client: aiohttp.ClientSession, base: str) -> set[str]:
+    async with client.get(base + "/metrics") as r:
+        text = await r.text()
+    return {line.split('"')[1] for line in text.splitlines()
+            if line.startswith("floorbridge_platform_running{") and line.endswith(" 1.0")}
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    port = free_port()
+    async with FakeTelegram() as fake:
+        config = tmp_path / "floorbridge.yaml"
+        config.write_text(json.dumps({
+            "server": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
+            "logging": {"level": "INFO", "format": "text"},
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/fb.db"},
+            "meetings": {"seed": [str(ROOT / "config/meetings/wsis-2025.yaml")],
+                         "staff": {"wsis-2025": {"moderators": [f"telegram:{CHAIR}"]}}},
+            # Sent only when woken: the notices the web process writes must reach the worker at once.
+            "bots": {"delivery_poll_seconds": 60},
+            "telegram": {"enabled": True, "base_url": fake.base_url},
+        }))
+        log = tmp_path / "serve.log"
+        env = {**os.environ, "FLOORBRIDGE_TELEGRAM_TOKEN": fake.token}
+        process = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(config), "serve"],  # noqa: ASYNC220 (kept running while the test talks to it)
+                                   cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        svc = Service(process, f"http://127.0.0.1:{port}", fake, log)
+        try:
+            async with aiohttp.ClientSession() as client:
+                await until(lambda: _ready(client, svc.base), "the web process ready", within=60)
+                await until(lambda: _has_telegram(client, svc.base), "the worker running Telegram", within=60)
+            yield svc
+        finally:
+            worker = svc.worker()
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                await until(lambda: process.poll() is not None, "the service stopped", within=30)
+            assert worker is None or not alive(worker), "the worker outlived its web process"
+
+
+async def _ready(client: aiohttp.ClientSession, base: str) -> bool:
+    try:
+        async with client.get(base + "/readyz") as r:
+            return r.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+async def _has_telegram(client: aiohttp.ClientSession, base: str) -> bool:
+    try:
+        return "telegram" in await running(client, base)
+    except aiohttp.ClientError:
+        return False
+
+
+def said(fake: FakeTelegram, chat: int, text: str) -> bool:
+    return any(text in m for m in fake.messages_in(chat))
+
+
+async def test_the_web_process_runs_the_chat_in_its_worker_and_supervises_it(service: Service) -> None:
+    fake, base = service.fake, service.base
+    worker = service.worker()
+    assert worker is not None, "no chat worker among the web process's children"
+    assert "--link" in command_line(worker)
+
+    async with aiohttp.ClientSession() as client:
+        # A Telegram delegate and a web delegate ask; one list, in the order the server received them.
+        fake.push_message(AMINA, AMINA, f"/floor {HLS} Kenya", first_name="Amina")
+        await fake.wait_for(lambda: said(fake, AMINA, "number 1"), timeout=20)
+        async with client.post(base + LIST + "/requests", json={"name": "Wanjiru", "delegation": "Web"}) as r:
+            assert r.status == 201
+            assert (await r.json())["speaker"]["position"] == 2
+        async with client.get(base + LIST) as r:
+            listed = await r.json()
+        assert [(s["name"], s["channel"]) for s in listed["waiting"]] == [("Amina", "telegram"), ("Wanjiru", "web")]
+
+        # The chair's "next" from Telegram: the web process stores it, the worker sends the notice.
+        fake.push_message(CHAIRS_ROOM, CHAIR, f"/chair next {HLS}", chat_type="supergroup", title="Chairs")
+        await fake.wait_for(lambda: said(fake, AMINA, "Your time:"), timeout=20)
+        assert "telegram" in await running(client, base)
+
+        # The worker dies: the web process starts another, which takes the chat up again.
+        os.kill(worker, signal.SIGKILL)
+        await until(lambda: (service.worker() or worker) != worker, "a new worker started")
+        await until(lambda: _has_telegram(client, base), "Telegram running again")
+        fake.push_message(BORIS, BORIS, f"/floor {HLS} Ruritania", first_name="Boris")
+        await fake.wait_for(lambda: said(fake, BORIS, "number 2"), timeout=30)
+        assert service.process.poll() is None
+    assert "the chat worker stopped; starting it again" in service.log.read_text()
+
+
+async def test_a_killed_web_process_takes_its_worker_with_it(service: Service) -> None:
+    worker = service.worker()
+    assert worker is not None
+    service.process.kill()
+    await until(lambda: service.process.poll() is not None, "the web process gone", within=10)
+    await until(lambda: not alive(worker), "the worker gone with it", within=10)
