@@ -57,7 +57,9 @@ async def test_kill_9_twenty_times_during_a_fanout(platforms: Platforms, tmp_pat
         # Telegram's 30 messages a second make the fan-out last about 35 s: the kills are spread over it.
         at_kill: list[int] = []
         for _ in range(KILLS):
-            await asyncio.sleep(rng.uniform(1.5, 3.5))  # a process starts in about a second, then sends
+            # The web process starts in about a second and its chat worker, which sends, a second and
+            # a half after that: each kill falls somewhere between just before and well into sending.
+            await asyncio.sleep(rng.uniform(2.5, 4.5))
             at_kill.append(sum(telegram_sent(tg, MARK).values()) + sum(discord_sent(dc, MARK).values()))
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)

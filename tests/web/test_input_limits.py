@@ -42,6 +42,17 @@ async def test_json_nested_too_deep_is_refused_naming_the_depth(world: World) ->
                                                                              "levels"}]
 
 
+async def test_a_body_in_an_unknown_or_wrong_charset_is_refused_naming_it(world: World) -> None:
+    status, answer = await _call(world, "POST", ASK, data='{"name": "A"}',
+                                 headers={"Content-Type": "application/json; charset=klingon"})
+    assert status == 400
+    assert answer["error"]["problems"] == [{"where": "Content-Type",
+                                            "what": "names the charset 'klingon', which is unknown"}]
+    status, answer = await _call(world, "POST", ASK, data=b'{"name": "\xff"}',
+                                 headers={"Content-Type": "application/json"})
+    assert status == 400 and answer["error"]["problems"] == [{"where": "body", "what": "is not utf-8 text"}]
+
+
 async def test_a_number_of_thousands_of_digits_is_refused(world: World) -> None:
     body = '{"name": "A", "remote": ' + "9" * 5000 + "}"
     status, answer = await _call(world, "POST", ASK, data=body, headers={"Content-Type": "application/json"})

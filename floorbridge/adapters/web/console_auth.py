@@ -10,6 +10,7 @@ token in the X-CSRF-Token header (or a `csrf` form field), compared in constant 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
@@ -28,8 +29,14 @@ from floorbridge.core.tokens import token_hash
 
 SESSION_COOKIE = "fb_console"
 _HASHER = PasswordHasher()
-# Verifying against this when the account does not exist keeps the answer time the same.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so the answer takes the same time. Made at
+    the first sign-in, not at import: hashing on purpose takes about 130 ms, and every process and
+    command of floorbridge imports this module."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -66,7 +73,7 @@ class ConsoleAuth:
     async def check_password(self, username: str, password: str) -> ConsoleAccount | None:
         account = await self.store.account(username) if username else None
         try:  # argon2 takes tens of milliseconds of CPU on purpose: keep it off the event loop
-            await asyncio.to_thread(_HASHER.verify, account.password_hash if account else _DUMMY_HASH, password)
+            await asyncio.to_thread(_HASHER.verify, account.password_hash if account else _dummy_hash(), password)
         except (VerificationError, InvalidHashError):
             return None
         return account

@@ -62,10 +62,14 @@ def parse_json(body: str) -> Any:
 
 
 async def read_json(request: web.Request) -> Any:
+    body = await request.read()
+    charset = request.charset or "utf-8"
     try:
-        text = await request.text()
+        text = body.decode(charset)
+    except LookupError:  # a charset Python does not know was a 500
+        raise InvalidInput([Problem("Content-Type", f"names the charset {shown(charset)}, which is unknown")]) from None
     except UnicodeDecodeError:
-        raise InvalidInput([Problem("body", "is not UTF-8 text")]) from None
+        raise InvalidInput([Problem("body", f"is not {charset} text")]) from None
     return parse_json(text)
 
 

@@ -84,6 +84,10 @@ def create_app(
     app.on_response_prepare.append(_security_headers(options.public_url))
     app[SNAPSHOTS] = snapshots
     app[OPTIONS] = options
+    if floor_desk is not None and speaker_store is not None:
+        # First: aiohttp tries the routes under /api/v1/meetings in the order they were added, and a
+        # burst of requests for the floor should not try a dozen others before its own.
+        floor.add_routes(app, floor_desk, speaker_store)
     metrics.add_routes(app, metrics_sources)
     feeds.add_routes(app)
     api.add_routes(app)
@@ -96,8 +100,6 @@ def create_app(
         mail.add_routes(app, mail_intake, mail_key)
     if console is not None:
         console_pages.add_routes(app)
-    if floor_desk is not None and speaker_store is not None:
-        floor.add_routes(app, floor_desk, speaker_store)
     if slots is not None:
         slot_api.add_routes(app, slots)
         slot_pages.add_routes(app, slots)
