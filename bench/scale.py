@@ -53,9 +53,9 @@ Measured for each process count:
   fan-out (`net`), the round trips per process, per kind of connection (pool, listen, lock) and per
   statement (SQLAlchemy's pool pre-ping shows as ";"), and the bench's own enqueue transaction (not
   in the figure).
-- rss_mb_per_process: VmRSS from /proc/<pid>/status of each service process at the end of its run
-  (before SIGTERM); the summary gives the largest over every process of every run, the details the
-  median too.
+- rss_mb_per_process: VmRSS from /proc/<pid>/status of each service process (each web process and the
+  chat worker it started) at the end of its run (before SIGTERM); the summary gives the largest over
+  every process of every run, the details the median too.
 - To read the figures: which process ran each platform (`owners`, from each process's /metrics),
   the deliveries per platform in each 5 s of the fan-out (`delivered_per_5s`), and the CPU used
   during it by the machine, this process (with the fakes), the proxy, Synapse and each service
@@ -404,6 +404,14 @@ def rss_mb(pid: int) -> float | None:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return None
+
+
+def children(pid: int) -> list[int]:
+    """A process's children (a `serve` process's chat worker)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def cpu_seconds(pid: int | str) -> float | None:
@@ -755,7 +763,9 @@ class Run:
                 # Each process: what it ran (its sends), the 429s it honoured, its memory.
                 processes = []
                 for i, proc in enumerate(self.procs):
-                    info: dict[str, Any] = {"label": f"p{i + 1}", "pid": proc.pid, "rss_mb": rss_mb(proc.pid)}
+                    # Each `serve` is a web process and the chat worker it started: both count.
+                    info: dict[str, Any] = {"label": f"p{i + 1}", "pid": proc.pid, "rss_mb": rss_mb(proc.pid),
+                                            "worker_rss_mb": [rss_mb(c) for c in children(proc.pid)]}
                     try:
                         async with http.get(f"http://127.0.0.1:{self.http_ports[i]}/metrics") as resp:
                             text = await resp.text()
@@ -786,7 +796,7 @@ class Run:
             idle_per_s = idle_rt / idle_s if idle_s else 0.0
             total_rate = rate(all_times)
             limit_sum = sum(limits.values())
-            rss = [p["rss_mb"] for p in processes if p["rss_mb"] is not None]
+            rss = [mb for p in processes for mb in (p["rss_mb"], *p["worker_rss_mb"]) if mb is not None]
             owners = {name: [p["label"] for p in processes if p.get("sent", {}).get(name)] for name in limits}
             return {
                 "processes": self.n,
