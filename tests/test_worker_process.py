@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HLS = "hls-statements-1"
 LIST = f"/api/v1/meetings/wsis-2025/sessions/{HLS}/speakers"
 CHAIR, AMINA, BORIS, CHAIRS_ROOM = 42, 1001, 1002, -100999
+WEBHOOK_SECRET = "wh-s3cret_token"
 
 
 def free_port() -> int:
@@ -88,7 +89,12 @@ async def running(client: aiohttp.ClientSession, base: str) -> set[str]:
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
+def telegram_mode() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture
+async def service(tmp_path: Path, telegram_mode: dict[str, str]) -> AsyncIterator[Service]:
     port = free_port()
     async with FakeTelegram() as fake:
         config = tmp_path / "floorbridge.yaml"
@@ -100,10 +106,11 @@ async def service(tmp_path: Path) -> AsyncIterator[Service]:
                          "staff": {"wsis-2025": {"moderators": [f"telegram:{CHAIR}"]}}},
             # Sent only when woken: the notices the web process writes must reach the worker at once.
             "bots": {"delivery_poll_seconds": 60},
-            "telegram": {"enabled": True, "base_url": fake.base_url},
+            "telegram": {"enabled": True, "base_url": fake.base_url, **telegram_mode},
         }))
         log = tmp_path / "serve.log"
-        env = {**os.environ, "FLOORBRIDGE_TELEGRAM_TOKEN": fake.token}
+        env = {**os.environ, "FLOORBRIDGE_TELEGRAM_TOKEN": fake.token,
+               "FLOORBRIDGE_TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET}
         process = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(config), "serve"],  # noqa: ASYNC220 (kept running while the test talks to it)
                                    cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         svc = Service(process, f"http://127.0.0.1:{port}", fake, log)
@@ -177,3 +184,23 @@ async def test_a_killed_web_process_takes_its_worker_with_it(service: Service) -
     service.process.kill()
     await until(lambda: service.process.poll() is not None, "the web process gone", within=10)
     await until(lambda: not alive(worker), "the worker gone with it", within=10)
+
+
+@pytest.mark.parametrize("telegram_mode", [{"mode": "webhook"}])
+async def test_telegrams_webhook_reaches_the_bot_in_the_worker(service: Service) -> None:
+    """In webhook mode Telegram posts each update to the web server, which hands it to the bot in the
+    worker as it came, the secret-token header included."""
+    fake, base = service.fake, service.base
+    assert fake.webhook_url == base + "/telegram/webhook"
+    fake.push_message(AMINA, AMINA, f"/floor {HLS} Kenya", first_name="Amina")
+    await fake.wait_for(lambda: said(fake, AMINA, "number 1"), timeout=20)
+    assert fake.webhook_attempts and all(a.status == 200 for a in fake.webhook_attempts)
+    async with aiohttp.ClientSession() as client:
+        forged = {"update_id": 99, "message": {"message_id": 1, "date": 0, "chat": {"id": BORIS, "type": "private"},
+                                               "from": {"id": BORIS, "is_bot": False, "first_name": "B"},
+                                               "text": f"/floor {HLS}"}}
+        async with client.post(base + "/telegram/webhook", json=forged,
+                               headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as r:
+            assert r.status == 403
+        async with client.get(base + LIST) as r:
+            assert [s["name"] for s in (await r.json())["waiting"]] == ["Amina"]
