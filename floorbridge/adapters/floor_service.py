@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import random
@@ -37,6 +38,8 @@ from floorbridge.core.speakers import (
     RequestFloor,
     SpeakerList,
 )
+
+from .storage.group_commit import GroupCommit
 
 log = logging.getLogger("floorbridge.floor")
 
@@ -88,6 +91,7 @@ class _Slot:
     committer: asyncio.Task[None] | None = None
     timer_sent: set[tuple[int, str]] = field(default_factory=set)
     watchers: set[asyncio.Queue[int]] = field(default_factory=set)
+    confirm: GroupCommit[None, int | None] | None = None  # reads of the stored version (see view)
 
 
 class FloorService:
@@ -135,10 +139,26 @@ class FloorService:
         return await self._sessions.get(meeting_id, session_id)
 
     async def view(self, meeting_id: MeetingId, session_id: SessionId) -> SpeakerList:
-        """A copy of the list as stored (an empty list for a session nobody has asked in yet)."""
+        """A copy of the list as stored (an empty list for a session nobody has asked in yet).
+
+        Where other processes write the lists too, the copy in memory is only answered once the
+        stored version has been read (one read for everyone asking at once, started after each of
+        them asked): a change another process acknowledged before this was asked is in the answer,
+        though its notice (LISTEN/NOTIFY, a few milliseconds behind) has not arrived yet."""
         await self.session(meeting_id, session_id)
-        slot = self._slots.setdefault((meeting_id, session_id), _Slot())
-        return (await self._fresh((meeting_id, session_id), slot)).snapshot()
+        key = (meeting_id, session_id)
+        slot = self._slots.setdefault(key, _Slot())
+        if slot.lst is not None and not slot.stale:
+            if slot.confirm is None:
+                slot.confirm = GroupCommit(functools.partial(self._stored_versions, key))
+            stored = await slot.confirm.submit(None)
+            if stored is not None and slot.lst is not None and stored > slot.lst.version:
+                slot.stale = True
+        return (await self._fresh(key, slot)).snapshot()
+
+    async def _stored_versions(self, key: ListKey, asking: Sequence[None]) -> list[int | None]:
+        version = await self.store.stored_version(*key)
+        return [version] * len(asking)
 
     def watch(self, meeting_id: MeetingId, session_id: SessionId) -> asyncio.Queue[int]:
         """A queue that receives the list's version after every stored change (latest only matters)."""
@@ -217,7 +237,10 @@ class FloorService:
         held = slot.lst
         if held is None:
             slot.stale = False
-            held = slot.lst = await self._load(*key)
+            loaded = await self._load(*key)
+            # Another reader or a commit may have put a later copy meanwhile: the later one stays.
+            held = slot.lst if slot.lst is not None and slot.lst.version > loaded.version else loaded
+            slot.lst = held
         elif slot.stale:
             slot.stale = False  # a notice arriving while this reads sets it again
             try:

@@ -138,6 +138,11 @@ class SpeakerStore(Protocol):
 
     async def lists_of(self, meeting_id: MeetingId) -> list[SpeakerList]: ...
 
+    async def stored_version(self, meeting_id: MeetingId, session_id: SessionId) -> int | None:
+        """The list's version as stored now (0 if never used); None when only one process can write
+        lists (as on SQLite), whose copy in memory is then what is stored."""
+        ...
+
     def exclusive(self, meeting_id: MeetingId, session_id: SessionId) -> AbstractAsyncContextManager[int | None]:
         """Other processes' commits of the list wait while inside; yields its stored version (None
         when only one process can write, as on SQLite)."""

@@ -46,6 +46,19 @@ async def any_stage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         await drop_pg_database(name)
 
 
+@pytest.fixture
+async def postgres_stage(tmp_path: Path) -> AsyncIterator[Stage]:
+    name = await create_pg_database()
+    try:
+        stage = await open_stage(tmp_path, pg_url(name))
+        try:
+            yield stage
+        finally:
+            await stage.store.close()
+    finally:
+        await drop_pg_database(name)
+
+
 def delegate(n: int, channel: Channel = Channel.WEB) -> tuple[RequestFloor, Actor]:
     p = Participant(f"{channel}:{n}", f"Delegate {n}", f"Country {n}", channel)
     return RequestFloor(p), Actor(p.key, p.name, channel)
@@ -93,6 +106,25 @@ async def test_two_processes_on_one_database_both_land(any_stage: Stage) -> None
     fresh = await service(any_stage).view(WSIS, HLS)
     assert len(fresh.order) == 40 and fresh.version == 40
     assert fresh.waiting() == sorted(fresh.waiting(), key=lambda s: (s.requested_at, s.receipt))
+
+
+@pytest.mark.postgres
+async def test_what_one_process_acknowledged_the_other_shows_at_once(postgres_stage: Stage) -> None:
+    # No listener is wired here: no notice of the other process's change ever arrives. A delegate
+    # told "you are number 3" by one web server sees it on the other's page straight away.
+    first, second = service(postgres_stage), service(postgres_stage)
+    await first.request(WSIS, HLS, *delegate(1))
+    assert [s.participant.name for s in (await second.view(WSIS, HLS)).waiting()] == ["Delegate 1"]
+    for n in (2, 3):
+        postgres_stage.clock.advance(seconds=1)
+        await first.request(WSIS, HLS, *delegate(n))
+    views = await asyncio.gather(*(second.view(WSIS, HLS) for _ in range(20)))
+    assert {tuple(s.participant.name for s in v.waiting()) for v in views} == {
+        ("Delegate 1", "Delegate 2", "Delegate 3")}
+    postgres_stage.clock.advance(seconds=1)
+    await second.request(WSIS, HLS, *delegate(4))
+    assert [s.participant.name for s in (await first.view(WSIS, HLS)).waiting()] == [
+        "Delegate 1", "Delegate 2", "Delegate 3", "Delegate 4"]
 
 
 async def test_bad_requests_are_refused_with_the_reason(any_stage: Stage) -> None:

@@ -82,6 +82,15 @@ class SqlSpeakerStore:
             found = (await _speakers_of(conn, changed)).get(row.id, {})
         return _list(row, found if whole else {**lst.speakers, **found})
 
+    async def stored_version(self, meeting_id: MeetingId, session_id: SessionId) -> int | None:
+        if self._engine.dialect.name != "postgresql":
+            return None  # one process writes the lists (see floorbridge.app.check_role)
+        query = select(speaker_lists.c.version).where(speaker_lists.c.meeting_id == meeting_id,
+                                                      speaker_lists.c.session_id == session_id)
+        async with self._engine.connect() as conn:
+            version = (await conn.execute(query)).scalar()
+        return int(version) if version is not None else 0
+
     @asynccontextmanager
     async def exclusive(self, meeting_id: MeetingId, session_id: SessionId) -> AsyncIterator[int | None]:
         """While inside, other processes' commits of this list wait (a PostgreSQL advisory lock on
