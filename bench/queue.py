@@ -25,7 +25,8 @@ Usage: .venv/bin/python bench/queue.py [--web 1100] [--telegram 400] [--discord 
                                        [--database URL] [--nexts 40] [--press-interval 1.1] [--rounds N]
 
 The machines are noisy (two cores shared by the service, the fakes, Synapse and the delegates'
-process): `--rounds 5` runs it five times and reports the medians.
+process, each in a session of its own: see SESSIONS): `--rounds 5` runs it five times and reports
+the medians.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ from tests.fakes.synapse import Synapse  # noqa: E402
 from tests.fakes.telegram_api import FakeTelegram  # noqa: E402
 
 WSIS, HLS = MeetingId("wsis-2025"), SessionId("hls-statements-1")
+# Each party in a session of its own: the service (as a service manager starts it), the delegates'
+# browsers, and the test Synapse (which its fixture starts so). Linux shares the CPU between
+# sessions first (autogroup scheduling, on by default), then between the processes of each: with
+# Synapse alone in a session of its own and everything else in this script's, Synapse took half of
+# the two cores during the burst and the service, the delegates and the fakes split the other half.
+SESSIONS = True
 FLOOR_MARK = "Your time:"  # in the "you have the floor" notice only (the ack mentions the floor too)
 ACK_MARK = "You are on the list"
 
@@ -104,7 +111,8 @@ def reference_server(port: int) -> None:
 
 async def reference(n: int) -> dict[str, float]:
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--reference-server", str(port))
+    proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--reference-server", str(port),
+                                                start_new_session=SESSIONS)  # as the service
     try:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
 
@@ -247,7 +255,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         service_log = (tmp / "service.log").open("wb")
         roles = ["--role", "web"] if args.split else []
         service = await asyncio.create_subprocess_exec(*cli, "serve", *roles, env=env, cwd=tmp, stdout=service_log,
-                                                       stderr=subprocess.STDOUT)
+                                                       stderr=subprocess.STDOUT, start_new_session=SESSIONS)
         base_url = f"http://127.0.0.1:{port}"
         base = f"{base_url}/api/v1/meetings/{WSIS}/sessions/{HLS}/speakers"
 
@@ -275,7 +283,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.split:  # the bots in a worker process of their own, once the web one has seeded
                 worker = await asyncio.create_subprocess_exec(
                     *cli, "serve", "--role", "worker", "--no-seed", env=env, cwd=tmp,
-                    stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)
+                    stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=SESSIONS)
             await run_cli(cli, ["add-account", "chair", "--meeting", str(WSIS), "--role", "moderator"], env, tmp)
             await asyncio.sleep(3)  # the bots connect (Telegram polling, Discord gateway, Matrix sync)
             csrf = await sign_in(chair, base_url, password)
@@ -301,7 +309,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             at = time.time() + 2.0  # the web delegates' process has started by then
             web = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--web-delegates", base + "/requests", str(args.web), str(at),
-                stdout=subprocess.PIPE)
+                stdout=subprocess.PIPE, start_new_session=SESSIONS)
             await spread(len(plan), one, at=at)
             out, _ = await web.communicate()
             spread_seconds = time.time() - at
