@@ -6,14 +6,11 @@ killed web process takes its worker with it (nothing is left sending on its own)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,19 +18,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.chat.conftest import eventually
 from tests.fakes.telegram_api import FakeTelegram
+from tests.resilience.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HLS = "hls-statements-1"
 LIST = f"/api/v1/meetings/wsis-2025/sessions/{HLS}/speakers"
 CHAIR, AMINA, BORIS, CHAIRS_ROOM = 42, 1001, 1002, -100999
 WEBHOOK_SECRET = "wh-s3cret_token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def children(pid: int) -> list[int]:
@@ -66,19 +59,6 @@ class Service:
     def worker(self) -> int | None:
         found = [p for p in children(self.process.pid) if "--role worker" in command_line(p)]
         return found[0] if found else None
-
-
-async def until(condition, what: str, within: float = 20) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within} s")
-        await asyncio.sleep(0.1)
 
 
 async def running(client: aiohttp.ClientSession, base: str) -> set[str]:
@@ -116,14 +96,14 @@ async def service(tmp_path: Path, telegram_mode: dict[str, str]) -> AsyncIterato
         svc = Service(process, f"http://127.0.0.1:{port}", fake, log)
         try:
             async with aiohttp.ClientSession() as client:
-                await until(lambda: _ready(client, svc.base), "the web process ready", within=60)
-                await until(lambda: _has_telegram(client, svc.base), "the worker running Telegram", within=60)
+                await eventually(lambda: _ready(client, svc.base), 60, "the web process ready")
+                await eventually(lambda: _has_telegram(client, svc.base), 60, "the worker running Telegram")
             yield svc
         finally:
             worker = svc.worker()
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-                await until(lambda: process.poll() is not None, "the service stopped", within=30)
+                await eventually(lambda: process.poll() is not None, 30, "the service stopped")
             assert worker is None or not alive(worker), "the worker outlived its web process"
 
 
@@ -142,9 +122,6 @@ async def _has_telegram(client: aiohttp.ClientSession, base: str) -> bool:
         return False
 
 
-def said(fake: FakeTelegram, chat: int, text: str) -> bool:
-    return any(text in m for m in fake.messages_in(chat))
-
 
 async def test_the_web_process_runs_the_chat_in_its_worker_and_supervises_it(service: Service) -> None:
     fake, base = service.fake, service.base
@@ -155,7 +132,7 @@ async def test_the_web_process_runs_the_chat_in_its_worker_and_supervises_it(ser
     async with aiohttp.ClientSession() as client:
         # A Telegram delegate and a web delegate ask; one list, in the order the server received them.
         fake.push_message(AMINA, AMINA, f"/floor {HLS} Kenya", first_name="Amina")
-        await fake.wait_for(lambda: said(fake, AMINA, "number 1"), timeout=20)
+        await fake.wait_for(lambda: fake.said(AMINA, "number 1"), timeout=20)
         async with client.post(base + LIST + "/requests", json={"name": "Wanjiru", "delegation": "Web"}) as r:
             assert r.status == 201
             assert (await r.json())["speaker"]["position"] == 2
@@ -165,15 +142,15 @@ async def test_the_web_process_runs_the_chat_in_its_worker_and_supervises_it(ser
 
         # The chair's "next" from Telegram: the web process stores it, the worker sends the notice.
         fake.push_message(CHAIRS_ROOM, CHAIR, f"/chair next {HLS}", chat_type="supergroup", title="Chairs")
-        await fake.wait_for(lambda: said(fake, AMINA, "Your time:"), timeout=20)
+        await fake.wait_for(lambda: fake.said(AMINA, "Your time:"), timeout=20)
         assert "telegram" in await running(client, base)
 
         # The worker dies: the web process starts another, which takes the chat up again.
         os.kill(worker, signal.SIGKILL)
-        await until(lambda: (service.worker() or worker) != worker, "a new worker started")
-        await until(lambda: _has_telegram(client, base), "Telegram running again")
+        await eventually(lambda: (service.worker() or worker) != worker, 20, "a new worker started")
+        await eventually(lambda: _has_telegram(client, base), 20, "Telegram running again")
         fake.push_message(BORIS, BORIS, f"/floor {HLS} Ruritania", first_name="Boris")
-        await fake.wait_for(lambda: said(fake, BORIS, "number 2"), timeout=30)
+        await fake.wait_for(lambda: fake.said(BORIS, "number 2"), timeout=30)
         assert service.process.poll() is None
     assert "the chat worker stopped; starting it again" in service.log.read_text()
 
@@ -182,8 +159,8 @@ async def test_a_killed_web_process_takes_its_worker_with_it(service: Service) -
     worker = service.worker()
     assert worker is not None
     service.process.kill()
-    await until(lambda: service.process.poll() is not None, "the web process gone", within=10)
-    await until(lambda: not alive(worker), "the worker gone with it", within=10)
+    await eventually(lambda: service.process.poll() is not None, 10, "the web process gone")
+    await eventually(lambda: not alive(worker), 10, "the worker gone with it")
 
 
 @pytest.mark.parametrize("telegram_mode", [{"mode": "webhook"}])
@@ -193,7 +170,7 @@ async def test_telegrams_webhook_reaches_the_bot_in_the_worker(service: Service)
     fake, base = service.fake, service.base
     assert fake.webhook_url == base + "/telegram/webhook"
     fake.push_message(AMINA, AMINA, f"/floor {HLS} Kenya", first_name="Amina")
-    await fake.wait_for(lambda: said(fake, AMINA, "number 1"), timeout=20)
+    await fake.wait_for(lambda: fake.said(AMINA, "number 1"), timeout=20)
     assert fake.webhook_attempts and all(a.status == 200 for a in fake.webhook_attempts)
     async with aiohttp.ClientSession() as client:
         forged = {"update_id": 99, "message": {"message_id": 1, "date": 0, "chat": {"id": BORIS, "type": "private"},

@@ -37,28 +37,25 @@ async def telegram(stage: Stage) -> AsyncIterator[tuple[FakeTelegram, ChatRuntim
             await runtime.stop()
 
 
-def said(fake: FakeTelegram, chat: int, text: str) -> bool:
-    return any(text in m for m in fake.messages_in(chat))
-
 
 async def test_delegates_raise_hands_and_the_chair_gives_the_floor(
     telegram: tuple[FakeTelegram, ChatRuntime], stage: Stage
 ) -> None:
     fake, runtime = telegram
     fake.push_message(AMINA, AMINA, f"/floor {HLS} Kenya", first_name="Amina")
-    await fake.wait_for(lambda: said(fake, AMINA, "number 1"))
+    await fake.wait_for(lambda: fake.said(AMINA, "number 1"))
     fake.push_message(BORIS, BORIS, f"/floor reply {HLS} Ruritania", first_name="Boris")
-    await fake.wait_for(lambda: said(fake, BORIS, "number 2"))
+    await fake.wait_for(lambda: fake.said(BORIS, "number 2"))
     fake.push_message(AMINA, AMINA, f"/floor {HLS}", first_name="Amina")
-    await fake.wait_for(lambda: said(fake, AMINA, "already have an open request (you are number 1"))
+    await fake.wait_for(lambda: fake.said(AMINA, "already have an open request (you are number 1"))
 
     fake.push_message(BORIS, BORIS, f"/chair next {HLS}", first_name="Boris")
-    await fake.wait_for(lambda: said(fake, BORIS, "Only the moderators of wsis-2025"))
+    await fake.wait_for(lambda: fake.said(BORIS, "Only the moderators of wsis-2025"))
 
     fake.push_message(CHAIRS_ROOM, CHAIR, f"/chair next {HLS}", chat_type="supergroup", title="Chairs")
-    await fake.wait_for(lambda: said(fake, CHAIRS_ROOM, "Has the floor:"))
-    await fake.wait_for(lambda: said(fake, AMINA, "Your time:"))
-    await fake.wait_for(lambda: said(fake, BORIS, "you are next to speak"))
+    await fake.wait_for(lambda: fake.said(CHAIRS_ROOM, "Has the floor:"))
+    await fake.wait_for(lambda: fake.said(AMINA, "Your time:"))
+    await fake.wait_for(lambda: fake.said(BORIS, "you are next to speak"))
     up_next = next(m for m in fake.messages_in(BORIS) if "you are next to speak" in m)
     assert "https://www.wsis.org/forum" in up_next  # remote speakers get the link to join
 
@@ -72,7 +69,7 @@ async def test_delegates_raise_hands_and_the_chair_gives_the_floor(
         ("next", f"telegram:{CHAIR}", "telegram")]
 
     fake.push_message(BORIS, BORIS, f"/speakers {HLS}", first_name="Boris")
-    await fake.wait_for(lambda: said(fake, BORIS, "← you"))
+    await fake.wait_for(lambda: fake.said(BORIS, "← you"))
     assert fake.http_429 == 0
 
 
@@ -81,15 +78,15 @@ async def test_the_timer_warns_and_says_time_is_up_once(
 ) -> None:
     fake, runtime = telegram
     fake.push_message(AMINA, AMINA, f"/floor {HLS}", first_name="Amina")
-    await fake.wait_for(lambda: said(fake, AMINA, "number 1"))
+    await fake.wait_for(lambda: fake.said(AMINA, "number 1"))
     fake.push_message(CHAIRS_ROOM, CHAIR, f"/chair time 60 {HLS}", chat_type="supergroup", title="Chairs")
-    await fake.wait_for(lambda: said(fake, CHAIRS_ROOM, "Done."))
+    await fake.wait_for(lambda: fake.said(CHAIRS_ROOM, "Done."))
     fake.push_message(CHAIRS_ROOM, CHAIR, f"/chair next {HLS}", chat_type="supergroup", title="Chairs")
-    await fake.wait_for(lambda: said(fake, AMINA, "Your time: 1:00"))
+    await fake.wait_for(lambda: fake.said(AMINA, "Your time: 1:00"))
     stage.clock.advance(35)
-    await fake.wait_for(lambda: said(fake, AMINA, "30 seconds left"))
+    await fake.wait_for(lambda: fake.said(AMINA, "30 seconds left"))
     stage.clock.advance(30)
-    await fake.wait_for(lambda: said(fake, AMINA, "your time is up"))
+    await fake.wait_for(lambda: fake.said(AMINA, "your time is up"))
     stage.clock.advance(30)
     await eventually(lambda: runtime.engine.workers[Platform.TELEGRAM].idle, what="the outbox drained")
     assert sum("30 seconds left" in m for m in fake.messages_in(AMINA)) == 1
@@ -100,9 +97,9 @@ async def test_a_restart_keeps_the_list(stage: Stage, telegram: tuple[FakeTelegr
     fake, runtime = telegram
     for user, name in ((AMINA, "Amina"), (BORIS, "Boris")):
         fake.push_message(user, user, f"/floor {HLS}", first_name=name)
-        await fake.wait_for(lambda user=user: said(fake, user, "You are on the list"))  # type: ignore[misc]
+        await fake.wait_for(lambda user=user: fake.said(user, "You are on the list"))  # type: ignore[misc]
     fake.push_message(CHAIRS_ROOM, CHAIR, f"/chair next {HLS}", chat_type="supergroup", title="Chairs")
-    await fake.wait_for(lambda: said(fake, AMINA, "Your time:"))  # the floor notice, not the ack
+    await fake.wait_for(lambda: fake.said(AMINA, "Your time:"))  # the floor notice, not the ack
     before = await runtime.floor.view(WSIS, HLS)  # type: ignore[union-attr]
     again = stage.runtime(settings())
     after = await again.floor.view(WSIS, HLS)  # type: ignore[union-attr]

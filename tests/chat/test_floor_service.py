@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -26,37 +27,31 @@ WSIS, HLS = MeetingId("wsis-2025"), SessionId("hls-statements-1")
 CHAIR = Actor("telegram:42", "Chair", Channel.TELEGRAM, moderator=True)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def any_stage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stage]:
-    if request.param == "sqlite":
-        stage = await open_stage(tmp_path)
-        try:
-            yield stage
-        finally:
-            await stage.store.close()
-        return
-    name = await create_pg_database()
+@asynccontextmanager
+async def opened(tmp_path: Path, database: str) -> AsyncIterator[Stage]:
+    """A stage on a fresh database: SQLite in `tmp_path`, or a PostgreSQL database dropped after."""
+    name = await create_pg_database() if database == "postgresql" else None
     try:
-        stage = await open_stage(tmp_path, pg_url(name))
+        stage = await open_stage(tmp_path, pg_url(name) if name is not None else None)
         try:
             yield stage
         finally:
             await stage.store.close()
     finally:
-        await drop_pg_database(name)
+        if name is not None:
+            await drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def any_stage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stage]:
+    async with opened(tmp_path, request.param) as stage:
+        yield stage
 
 
 @pytest.fixture
 async def postgres_stage(tmp_path: Path) -> AsyncIterator[Stage]:
-    name = await create_pg_database()
-    try:
-        stage = await open_stage(tmp_path, pg_url(name))
-        try:
-            yield stage
-        finally:
-            await stage.store.close()
-    finally:
-        await drop_pg_database(name)
+    async with opened(tmp_path, "postgresql") as stage:
+        yield stage
 
 
 def delegate(n: int, channel: Channel = Channel.WEB) -> tuple[RequestFloor, Actor]:

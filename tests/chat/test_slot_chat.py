@@ -51,9 +51,6 @@ async def running(stage: Stage) -> AsyncIterator[tuple[FakeTelegram, ChatRuntime
             await runtime.stop()
 
 
-def said(fake: FakeTelegram, chat: int, text: str) -> bool:
-    return any(text in m for m in fake.messages_in(chat))
-
 
 async def ask(fake: FakeTelegram, chat: int, user: int, text: str, expect: str, *, group: bool = False) -> None:
     before = len(fake.messages_in(chat))
@@ -85,10 +82,10 @@ async def test_requested_in_chat_reviewed_with_a_button_and_the_delegate_is_told
     listing = next(s for s in reversed(fake.sent) if s.chat_id == STAFF_ROOM)
     assert f"review {request.ref} approve" in str(listing.reply_markup)
     fake.push_callback(STAFF_ROOM, SECRETARY, f"review {request.ref} approve", listing.message_id)
-    await fake.wait_for(lambda: said(fake, STAFF_ROOM, "approved — number 1 in High-level segment"))
-    assert said(fake, STAFF_ROOM, "The delegate is told in their chat.")
+    await fake.wait_for(lambda: fake.said(STAFF_ROOM, "approved — number 1 in High-level segment"))
+    assert fake.said(STAFF_ROOM, "The delegate is told in their chat.")
 
-    await fake.wait_for(lambda: said(fake, AMINA, "policy statements is approved"))
+    await fake.wait_for(lambda: fake.said(AMINA, "policy statements is approved"))
     notice = next(m for m in fake.messages_in(AMINA) if "policy statements is approved" in m)
     assert f"Your speaking-slot request {request.ref}" in notice
     assert "9 Jul 2025 11:00 (9 Jul 2025 12:00 your time), 3 minutes" in notice

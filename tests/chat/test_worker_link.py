@@ -89,9 +89,6 @@ async def linked(stage: Stage, tmp_path: Path) -> AsyncIterator[Linked]:
             await host.stop()
 
 
-def said(fake: FakeTelegram, chat: int, text: str) -> bool:
-    return any(text in m for m in fake.messages_in(chat))
-
 
 async def test_chat_requests_reach_the_web_processs_list_and_its_notices_come_back_at_once(
     linked: Linked, stage: Stage
@@ -99,12 +96,12 @@ async def test_chat_requests_reach_the_web_processs_list_and_its_notices_come_ba
     fake, web = linked.fake, linked.web
     assert web.floor is not None
     fake.push_message(AMINA, AMINA, f"/floor {HLS} Kenya", first_name="Amina")
-    await fake.wait_for(lambda: said(fake, AMINA, "number 1"))
+    await fake.wait_for(lambda: fake.said(AMINA, "number 1"))
     fake.push_message(BORIS, BORIS, f"/floor reply {HLS} Ruritania", first_name="Boris")
-    await fake.wait_for(lambda: said(fake, BORIS, "number 2"))
+    await fake.wait_for(lambda: fake.said(BORIS, "number 2"))
     # Refused by the web process's list, with its reason, in the delegate's chat.
     fake.push_message(AMINA, AMINA, f"/floor {HLS}", first_name="Amina")
-    await fake.wait_for(lambda: said(fake, AMINA, "already have an open request (you are number 1"))
+    await fake.wait_for(lambda: fake.said(AMINA, "already have an open request (you are number 1"))
 
     kept = await web.floor.view(WSIS, HLS)
     assert [(s.participant.name, s.participant.delegation, s.speech_type) for s in kept.waiting()] == [
@@ -112,17 +109,17 @@ async def test_chat_requests_reach_the_web_processs_list_and_its_notices_come_ba
 
     # The chair's "next" goes to the web process, whose notices the worker sends without polling.
     fake.push_message(CHAIRS_ROOM, CHAIR, f"/chair next {HLS}", chat_type="supergroup", title="Chairs")
-    await fake.wait_for(lambda: said(fake, CHAIRS_ROOM, "Has the floor:"))
-    await fake.wait_for(lambda: said(fake, AMINA, "Your time:"))
-    await fake.wait_for(lambda: said(fake, BORIS, "you are next to speak"))
+    await fake.wait_for(lambda: fake.said(CHAIRS_ROOM, "Has the floor:"))
+    await fake.wait_for(lambda: fake.said(AMINA, "Your time:"))
+    await fake.wait_for(lambda: fake.said(BORIS, "you are next to speak"))
 
     # A moderator acting in the web console: the worker's delivery hears of its notices at once too.
     await web.floor.act(WSIS, HLS, Next(), Actor("console:chair", "Chair", Channel.WEB, moderator=True))
-    await fake.wait_for(lambda: said(fake, BORIS, "Your time:"))
+    await fake.wait_for(lambda: fake.said(BORIS, "Your time:"))
 
     # The worker's chats read the list as the web process stored it.
     fake.push_message(BORIS, BORIS, f"/speakers {HLS}", first_name="Boris")
-    await fake.wait_for(lambda: said(fake, BORIS, "Has the floor: Boris"))
+    await fake.wait_for(lambda: fake.said(BORIS, "Has the floor: Boris"))
     audit = await stage.speakers.audit_trail(WSIS, HLS)
     assert [(e.action, e.actor.key, str(e.actor.channel)) for e in audit] == [
         ("request", f"telegram:{AMINA}", "telegram"), ("request", f"telegram:{BORIS}", "telegram"),

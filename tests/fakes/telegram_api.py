@@ -1094,6 +1094,10 @@ class FakeTelegram:
         chat = self._messages.get(chat_id, {})
         return [chat[mid].text for mid in sorted(chat) if chat[mid].from_bot]
 
+    def said(self, chat_id: int, text: str) -> bool:
+        """Whether one of the bot's messages in the chat, as a user now sees them, contains `text`."""
+        return any(text in m for m in self.messages_in(chat_id))
+
     def message(self, chat_id: int, message_id: int) -> JSON | None:
         """The current Message object, or None."""
         stored = self._messages.get(chat_id, {}).get(message_id)
