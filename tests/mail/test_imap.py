@@ -176,6 +176,46 @@ async def test_a_failing_deliver_leaves_its_message_unseen_and_it_comes_again_on
     assert dovecot.search(user, "UNSEEN") == []
 
 
+class AppendOnConnect(logging.Handler):
+    """Appends a message the moment the poller logs "connected": after its SELECT, before its first SEARCH.
+
+    The append is a blocking IMAP session of its own, so it is stored before the poller sends anything more.
+    """
+
+    def __init__(self, server: Dovecot, user: MailUser, raw: bytes) -> None:
+        super().__init__()
+        self.server, self.user, self.raw = server, user, raw
+        self.uids: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(f"test {self.user.username}: connected") and not self.uids:
+            self.uids.append(self.server.append(self.user, self.raw))
+
+
+async def test_mail_announced_at_the_end_of_a_search_that_missed_it_is_taken_in_the_same_pass(
+    dovecot: Dovecot, user: MailUser, pollers: list[ImapPoller]
+) -> None:
+    # Dovecot answers that SEARCH with nothing and then "* 1 EXISTS"; the IDLE that would follow does not
+    # announce the message again, so without another search it would wait poll_seconds (here 60 s).
+    inbox = Inbox()
+    poller = make_poller(pollers, dovecot, user, inbox)
+    hook = AppendOnConnect(dovecot, user, message("Arrived between SELECT and SEARCH"))
+    logger = logging.getLogger(LOGGER)
+    logger.addHandler(hook)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        delivered = await poller.run_once()
+    finally:
+        logger.removeHandler(hook)
+        logger.setLevel(level)
+
+    assert hook.uids, "the message was not appended"
+    assert delivered == 1
+    assert b"Arrived between SELECT and SEARCH" in inbox.raw[0]
+    assert "\\Seen" in dovecot.flags(user, hook.uids[0])
+
+
 # ----------------------------------------------------------------------------- waiting for mail
 
 

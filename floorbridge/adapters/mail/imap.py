@@ -188,6 +188,7 @@ class ImapPoller:
         self._client: Any = None  # aioimaplib.IMAP4 while connected
         self._lost = asyncio.Event()
         self._server_idle = False
+        self._announced = False  # the server said EXISTS/RECENT since the last SEARCH was sent
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.failures = 0  # consecutive failed passes of the loop; 0 once one succeeds
@@ -287,8 +288,9 @@ class ImapPoller:
         attempted: set[int] = set()
         delivered = 0
         while True:  # search again: mail that came during the pass is picked up by it
+            self._announced = False
             uids = sorted(set(await self._search_unseen()) - attempted)
-            if not uids:
+            if not uids and not self._announced:
                 return delivered
             for uid in uids:
                 attempted.add(uid)
@@ -400,6 +402,7 @@ class ImapPoller:
         else:
             client = aioimaplib.IMAP4(account.host, account.port, timeout=self._timeout)
         client.protocol.conn_lost_cb = connection_lost  # IMAP4_SSL does not pass one on
+        self._watch_announcements(client)
         self._client, self._lost = client, lost
         where = f"{account.host}:{account.port}"
         try:
@@ -424,6 +427,33 @@ class ImapPoller:
             "TLS" if account.tls else "plain",
             "IDLE" if self.uses_idle else f"polls every {account.poll_seconds:g} s",
         )
+
+    def _watch_announcements(self, client: Any) -> None:
+        """Notes the server's ``* n EXISTS`` / ``* n RECENT`` lines that come outside IDLE.
+
+        A server reports mail that arrived between two commands at the end of the next one: Dovecot answers a
+        UID SEARCH that cannot see the new message yet with ``* SEARCH`` and then ``* 1 EXISTS``. aioimaplib
+        drops such an untagged line (no command of its name is pending), and the IDLE that follows does not
+        announce the message again, so it would wait up to ``poll_seconds``. Seeing the line, the pass
+        searches once more before idling. aioimaplib has no public hook for untagged lines, hence the wrap of
+        its protocol's handler; without that handler the poll period remains the safety net.
+        """
+        protocol = client.protocol
+        handle = getattr(protocol, "_untagged_response", None)
+        if handle is None:
+            log.warning(
+                "%s: this aioimaplib hides untagged responses; mail arriving mid-pass may wait for the next poll",
+                self.name,
+            )
+            return
+
+        @functools.wraps(handle)
+        def untagged(line: bytes) -> Any:
+            if _NEW_MAIL.match(line.removeprefix(b"* ")):
+                self._announced = True
+            return handle(line)
+
+        protocol._untagged_response = untagged
 
     async def _io(self, operation: Awaitable[_T], what: str, limit: float | None = -1.0) -> _T:
         """Await one IMAP operation, failing with ImapError on a lost connection, a timeout or a protocol error."""
