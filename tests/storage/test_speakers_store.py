@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from floorbridge.adapters.storage import SqlAgendaStore, SqlOutbox, SqlSpeakerStore, create_engine, upgrade
 from floorbridge.adapters.storage.engine import write_engines, writing
 from floorbridge.adapters.storage.migrate import alembic_config
+from floorbridge.adapters.storage.prepared import Prepared
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.errors import ConcurrentChange
 from floorbridge.core.ids import MeetingId, SessionId
@@ -323,7 +324,7 @@ async def test_two_engines_creating_one_list_make_exactly_one_change(
 
 
 async def test_saving_500_new_speakers_takes_one_statement_each(
-    store: SqlAgendaStore, speakers_store: SqlSpeakerStore
+    store: SqlAgendaStore, speakers_store: SqlSpeakerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lst = SpeakerList(MEETING.id, OPENING)
     await save(speakers_store, lst, [chair(SetTime(60))], T0)  # the list exists: this measures an update
@@ -335,6 +336,15 @@ async def test_saving_500_new_speakers_takes_one_statement_each(
     def count(conn: Connection, cursor: Any, sql: str, params: Any, context: Any, executemany: bool) -> None:
         statements.append(sql.split("(")[0].strip())
 
+    # The list's own statements run on the driver's cursor (prepared.py), which SQLAlchemy's events do not see.
+    def counted(run: Any) -> Any:
+        def wrapper(self: Prepared, conn: Connection, values: Any) -> Any:
+            statements.append(self.sql.split("(")[0].strip())
+            return run(self, conn, values)
+        return wrapper
+
+    monkeypatch.setattr(Prepared, "execute", counted(Prepared.execute))
+    monkeypatch.setattr(Prepared, "execute_many", counted(Prepared.execute_many))
     # On SQLite the save runs through the plain driver on the same file (write_engines).
     engines = write_engines(store.engine) or (store.engine.sync_engine,)
     for engine in engines:
@@ -347,6 +357,7 @@ async def test_saving_500_new_speakers_takes_one_statement_each(
             event.remove(engine, "before_cursor_execute", count)
     assert sum(s.startswith("INSERT INTO speakers") for s in statements) == 1, statements
     assert sum(s.startswith("INSERT INTO queue_audit") for s in statements) == 1, statements
+    assert sum(s.startswith("INSERT INTO outbox") for s in statements) == 1, statements
     loaded = await speakers_store.load_list(MEETING.id, OPENING)
     assert loaded == lst and len(loaded.order) == 500
     assert len(await speakers_store.audit_trail(MEETING.id, OPENING)) == 501

@@ -8,7 +8,6 @@ row from there, so of two processes saving from one version exactly one wins.
 
 from __future__ import annotations
 
-import functools
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Select, Update, bindparam, select, text, update
+from sqlalchemy import Connection, Dialect, Select, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,6 +36,7 @@ from floorbridge.core.speakers import (
 from .engine import reading, run_write
 from .live import FLOOR, notify_in
 from .outbox import insert_outbox_rows
+from .prepared import Prepared
 from .statements import utc_now
 from .tables import queue_audit, speaker_lists, speakers
 
@@ -174,12 +174,12 @@ _UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 
 def _save(conn: Connection, lst: SpeakerList, base_version: int, values: dict[str, Any],
           changed: list[Speaker], audit: list[AuditEntry], messages: Sequence[OutgoingMessage], now: datetime) -> None:
-    statements = _statements(conn.dialect.name)
+    statements = _statements(conn.dialect)
     list_id = _move_version(conn, statements, lst, base_version, values)
     if changed:
-        conn.execute(statements.upsert_speakers, [_speaker_row(list_id, s, lst.version) for s in changed])
+        statements.upsert_speakers.execute_many(conn, [_speaker_row(list_id, s, lst.version) for s in changed])
     if audit:
-        conn.execute(statements.insert_audit, [_audit_row(list_id, e) for e in audit])
+        statements.insert_audit.execute_many(conn, [_audit_row(list_id, e) for e in audit])
     insert_outbox_rows(conn, messages, now)
     if lst.version != base_version:
         notify_in(conn, FLOOR, f"{lst.meeting_id}/{lst.session_id}/{lst.version}")
@@ -187,19 +187,34 @@ def _save(conn: Connection, lst: SpeakerList, base_version: int, values: dict[st
 
 @dataclass(frozen=True)
 class _Statements:
-    """The statements of a save, built once per dialect: building them (and their cache keys) for
-    every commit cost more than running them (about 2 ms a commit, most of a small one's time)."""
+    """The statements of a save, compiled once per kind of database (see prepared.py: through
+    SQLAlchemy, the per-execution work cost more than running them, most of a small commit's time)."""
 
-    create_list: Insert
-    move_list: Update
-    upsert_speakers: Insert
-    insert_audit: Insert
+    create_list: Prepared
+    move_list: Prepared
+    upsert_speakers: Prepared
+    insert_audit: Prepared
 
 
-@functools.cache
-def _statements(dialect_name: str) -> _Statements:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    create = (dialect.insert(speaker_lists)
+_LIST_VALUES = ["version", "closed", "seconds_per_speaker", "budgets", "waiting", "current_id", "last_id", "next_id",
+                "updated_at"]
+_AUDIT_VALUES = [c.name for c in queue_audit.columns if c.name != "id"]
+
+
+_compiled: dict[tuple[str, str, str], _Statements] = {}
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    statements = _compiled.get(key)
+    if statements is None:
+        statements = _compiled[key] = _compile(dialect)
+    return statements
+
+
+def _compile(dialect: Dialect) -> _Statements:
+    kind = postgresql if dialect.name == "postgresql" else sqlite
+    create = (kind.insert(speaker_lists)
               .on_conflict_do_nothing(index_elements=["meeting_id", "session_id"])
               .returning(speaker_lists.c.id))
     # The SET clause comes from each execution's values; the WHERE binds are named apart from them.
@@ -208,29 +223,43 @@ def _statements(dialect_name: str) -> _Statements:
                    speaker_lists.c.session_id == bindparam("b_session"),
                    speaker_lists.c.version == bindparam("b_version"))
             .returning(speaker_lists.c.id))
-    upsert = dialect.insert(speakers)
+    upsert = kind.insert(speakers)
     upsert = upsert.on_conflict_do_update(index_elements=["list_id", "speaker_id"],
                                           set_={k: upsert.excluded[k] for k in _SPEAKER_VALUES})
-    return _Statements(create, move, upsert, queue_audit.insert())
+    return _Statements(
+        create_list=Prepared.compile(create, dialect, ["meeting_id", "session_id", *_LIST_VALUES]),
+        move_list=Prepared.compile(move, dialect, _LIST_VALUES),
+        upsert_speakers=Prepared.compile(upsert, dialect, ["list_id", "speaker_id", *_SPEAKER_VALUES]),
+        insert_audit=Prepared.compile(queue_audit.insert(), dialect, _AUDIT_VALUES),
+    )
 
 
 def _move_version(conn: Connection, statements: _Statements, lst: SpeakerList, base_version: int,
                   values: dict[str, Any]) -> int:
     """Create the list row (base 0) or move it from `base_version`; the row's id, or ConcurrentChange."""
     if base_version == 0:
-        created = conn.execute(statements.create_list,
-                               {"meeting_id": lst.meeting_id, "session_id": lst.session_id, **values}).scalar()
+        created = _returned(statements.create_list.execute(
+            conn, {"meeting_id": lst.meeting_id, "session_id": lst.session_id, **values}))
         if created is not None:
-            return int(created)
+            return created
         # The row exists: it may only be moved on if it is still at version 0.
-    moved = conn.execute(statements.move_list, {"b_meeting": lst.meeting_id, "b_session": lst.session_id,
-                                                "b_version": base_version, **values}).scalar()
+    moved = _returned(statements.move_list.execute(
+        conn, {"b_meeting": lst.meeting_id, "b_session": lst.session_id, "b_version": base_version, **values}))
     if moved is None:
         raise ConcurrentChange(
             f"the list of speakers of {lst.meeting_id}/{lst.session_id} is no longer at version {base_version} "
             f"(someone else changed it first)"
         )
-    return int(moved)
+    return moved
+
+
+def _returned(cursor: Any) -> int | None:
+    """The id a RETURNING gave, if it gave a row."""
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return int(row[0]) if row is not None else None
 
 
 async def _speakers_of(conn: AsyncConnection, query: Select[Any]) -> dict[int, dict[int, Speaker]]:
