@@ -3,6 +3,7 @@ caused them (save_version, subscribe, reminders), claimed and settled by the del
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Insert, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -44,6 +45,13 @@ def _row(message: OutgoingMessage, now: datetime) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _insert_statement(dialect_name: str) -> Insert:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    statement: Insert = dialect.insert(outbox).on_conflict_do_nothing(index_elements=["dedup_key"])
+    return statement.returning(outbox.c.id)
+
+
 def _mark_sent(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
     conn.execute(
         update(outbox)
@@ -58,13 +66,11 @@ def insert_outbox_rows(conn: Connection, messages: Sequence[OutgoingMessage], no
     Returns how many rows were added."""
     if not messages:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    added = 0
-    # Chunks keep each statement under SQLite's bound-parameter limit.
-    for start in range(0, len(messages), 500):
-        rows = [_row(m, now) for m in messages[start : start + 500]]
-        stmt = dialect.insert(outbox).values(rows).on_conflict_do_nothing(index_elements=["dedup_key"])
-        added += max(conn.execute(stmt).rowcount or 0, 0)
+    # One statement with the rows as parameters: SQLAlchemy compiles it once and sends the rows in
+    # multi-row batches within the bound-parameter limit ("insertmanyvalues"). The rows inlined
+    # with .values(rows) made a statement that could not be cached, compiled anew for every message.
+    # RETURNING counts the rows added: the drivers give no row count for a batch.
+    added = len(conn.execute(_insert_statement(conn.dialect.name), [_row(m, now) for m in messages]).all())
     if added:
         notify_in(conn, OUTBOX, outbox_payload(m.chat.platform.value for m in messages))
     return added
