@@ -54,6 +54,7 @@ from floorbridge.adapters.worker import (
     WorkerClient,
     WorkerHost,
     WorkerProcess,
+    lower_priority,
     tie_to_parent,
     until_parent_gone,
 )
@@ -250,7 +251,7 @@ async def serve(settings: Settings, *, seed: bool = True, stop: asyncio.Event | 
     spawn_worker = role == "all" and chat_work(settings)
     if link is not None:
         tie_to_parent(link.parent_pid)
-        os.nice(settings.bots.worker_nice)
+        lower_priority(settings.bots.worker_nice)
     async with AsyncExitStack() as stack:
         svc = await stack.enter_async_context(
             services(settings, floor_link=link.directory / PARENT_SOCKET if link is not None else None))

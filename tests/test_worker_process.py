@@ -155,6 +155,31 @@ async def test_the_web_process_runs_the_chat_in_its_worker_and_supervises_it(ser
     assert "the chat worker stopped; starting it again" in service.log.read_text()
 
 
+def nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+async def test_the_worker_yields_the_cpu_in_a_session_of_its_own_and_ctrl_c_stops_both(service: Service) -> None:
+    web, worker = service.process.pid, service.worker()
+    assert worker is not None
+    # Its own session: where Linux shares the CPU between sessions first, its lower priority holds
+    # against the other sessions too, not only against the web process.
+    assert os.getsid(worker) == worker != os.getsid(web)
+    assert (nice_of(web), nice_of(worker)) == (0, 10)  # bots.worker_nice's default
+    autogroup = Path(f"/proc/{worker}/autogroup")
+    if autogroup.exists():  # a kernel with autogroup scheduling
+        assert autogroup.read_text().split()[-1] == "10", autogroup.read_text()
+        assert autogroup.read_text().split()[0] != Path(f"/proc/{web}/autogroup").read_text().split()[0]
+
+    # A terminal's Ctrl-C reaches the web process alone (the worker is not in its process group):
+    # the web process stops its worker on the way out.
+    service.process.send_signal(signal.SIGINT)
+    await eventually(lambda: service.process.poll() is not None, 30, "the web process stopped")
+    assert service.process.returncode == 0
+    await eventually(lambda: not alive(worker), 10, "the worker stopped with it")
+    assert "the chat worker did not stop in time" not in service.log.read_text()
+
+
 async def test_a_killed_web_process_takes_its_worker_with_it(service: Service) -> None:
     worker = service.worker()
     assert worker is not None

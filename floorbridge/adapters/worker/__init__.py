@@ -18,7 +18,7 @@ two talk over Unix sockets in a private directory:
 """
 
 from .floor_host import FloorHost
-from .process import WorkerProcess, tie_to_parent, until_parent_gone
+from .process import WorkerProcess, lower_priority, tie_to_parent, until_parent_gone
 from .remote_floor import RemoteFloor, WakeListener
 from .worker_host import WorkerClient, WorkerHost
 
@@ -26,4 +26,4 @@ PARENT_SOCKET = "web.sock"
 WORKER_SOCKET = "worker.sock"
 
 __all__ = ["PARENT_SOCKET", "WORKER_SOCKET", "FloorHost", "RemoteFloor", "WakeListener", "WorkerClient",
-           "WorkerHost", "WorkerProcess", "tie_to_parent", "until_parent_gone"]
+           "WorkerHost", "WorkerProcess", "lower_priority", "tie_to_parent", "until_parent_gone"]

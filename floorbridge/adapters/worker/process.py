@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 log = logging.getLogger("floorbridge.worker")
 
@@ -50,7 +51,12 @@ class WorkerProcess:
         self._supervisor = asyncio.create_task(self._supervise(), name="chat-worker")
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(*self._argv, stdin=asyncio.subprocess.PIPE)
+        # A session of its own: where Linux groups processes by session (autogroup, on by default), a
+        # nice value only orders the processes of one session, and the worker's lower priority (see
+        # lower_priority) must hold against everything else on the machine too. A terminal's Ctrl-C
+        # now reaches only this process, which stops the worker (stop) on its way out.
+        process = await asyncio.create_subprocess_exec(*self._argv, stdin=asyncio.subprocess.PIPE,
+                                                       start_new_session=True)
         log.info("chat worker started", extra={"pid": process.pid})
         return process
 
@@ -92,6 +98,21 @@ class WorkerProcess:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
+
+
+def lower_priority(nice: int) -> None:
+    """In the worker: yield the CPU to the web process (and to the rest of the machine) by `nice`.
+
+    On Linux with autogroup scheduling the CPU is shared between sessions first and a process's nice
+    value only counts within its session; the worker is in a session of its own (WorkerProcess), so
+    that session's nice is set as well. Where there is no autogroup the process's nice is what counts."""
+    os.nice(nice)
+    autogroup = Path("/proc/self/autogroup")
+    if nice and autogroup.exists():
+        try:
+            autogroup.write_text(str(nice))
+        except OSError as exc:
+            log.warning("cannot lower the chat worker's session priority", extra={"error": str(exc)})
 
 
 def tie_to_parent(parent_pid: int) -> None:
