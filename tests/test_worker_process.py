@@ -122,7 +122,6 @@ async def _has_telegram(client: aiohttp.ClientSession, base: str) -> bool:
         return False
 
 
-
 async def test_the_web_process_runs_the_chat_in_its_worker_and_supervises_it(service: Service) -> None:
     fake, base = service.fake, service.base
     worker = service.worker()

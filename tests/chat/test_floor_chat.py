@@ -37,7 +37,6 @@ async def telegram(stage: Stage) -> AsyncIterator[tuple[FakeTelegram, ChatRuntim
             await runtime.stop()
 
 
-
 async def test_delegates_raise_hands_and_the_chair_gives_the_floor(
     telegram: tuple[FakeTelegram, ChatRuntime], stage: Stage
 ) -> None:

@@ -51,7 +51,6 @@ async def running(stage: Stage) -> AsyncIterator[tuple[FakeTelegram, ChatRuntime
             await runtime.stop()
 
 
-
 async def ask(fake: FakeTelegram, chat: int, user: int, text: str, expect: str, *, group: bool = False) -> None:
     before = len(fake.messages_in(chat))
     if group:

@@ -89,7 +89,6 @@ async def linked(stage: Stage, tmp_path: Path) -> AsyncIterator[Linked]:
             await host.stop()
 
 
-
 async def test_chat_requests_reach_the_web_processs_list_and_its_notices_come_back_at_once(
     linked: Linked, stage: Stage
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from floorbridge.adapters.storage import SqlAgendaStore
@@ -27,13 +28,19 @@ def a_list(session: str, version: int = 1) -> dict[str, Any]:
             "current_id": None, "last_id": 7, "next_id": 8, "updated_at": AT}
 
 
+KEYS = list(a_list("x"))
+
+
+def insert_list(conn: Connection) -> Prepared:
+    return Prepared.compile(insert(speaker_lists), conn.dialect, KEYS)
+
+
 async def test_a_row_written_prepared_is_stored_exactly_as_sqlalchemy_stores_it(store: SqlAgendaStore) -> None:
     await store.upsert_meeting(MEETING)
-    keys = list(a_list("x"))
 
     def write(conn: Connection) -> None:
         conn.execute(insert(speaker_lists), a_list("by-sqlalchemy"))
-        Prepared.compile(insert(speaker_lists), conn.dialect, keys).execute(conn, a_list("prepared")).close()
+        insert_list(conn).execute(conn, a_list("prepared"))
 
     await run_write(store.engine, write, quick=True)  # as the list of speakers' commits run
     columns = [c for c in speaker_lists.c if c.name not in ("id", "session_id")]
@@ -54,8 +61,7 @@ async def test_a_driver_error_is_sqlalchemys_names_the_statement_and_nothing_of_
     await store.upsert_meeting(MEETING)
 
     def write(conn: Connection) -> None:
-        prepared = Prepared.compile(insert(speaker_lists), conn.dialect, list(a_list("x")))
-        prepared.execute_many(conn, [a_list("first"), a_list("twice"), a_list("twice")])
+        insert_list(conn).execute_many(conn, [a_list("first"), a_list("twice"), a_list("twice")])
 
     with pytest.raises(IntegrityError) as caught:
         await run_write(store.engine, write, quick=True)
@@ -63,15 +69,12 @@ async def test_a_driver_error_is_sqlalchemys_names_the_statement_and_nothing_of_
     async with reading(store.engine) as conn:
         assert (await conn.execute(select(speaker_lists.c.session_id))).all() == []
     # The connection is still good for the next transaction.
-    await run_write(store.engine, lambda c: Prepared.compile(insert(speaker_lists), c.dialect, list(a_list("x")))
-                    .execute(c, a_list("after")).close(), quick=True)
+    await run_write(store.engine, lambda c: insert_list(c).execute(c, a_list("after")), quick=True)
     async with reading(store.engine) as conn:
         assert (await conn.execute(select(speaker_lists.c.session_id))).scalars().all() == ["after"]
 
 
 def test_a_missing_value_is_named() -> None:
-    from sqlalchemy.dialects import sqlite
-
     prepared = Prepared.compile(insert(queue_audit), sqlite.dialect(), ["list_id", "version"])
     with pytest.raises(ValueError, match="no value for parameter 'version'"):
         prepared.parameters({"list_id": 1})

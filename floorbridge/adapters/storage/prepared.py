@@ -52,20 +52,20 @@ class Prepared:
             raise ValueError(f"no value for parameter {exc.args[0]!r} of {self.sql!r}") from None
 
     def execute(self, conn: Connection, values: Mapping[str, Any]) -> Any:
-        """Runs once; returns the DBAPI cursor (for a RETURNING's row), which the caller closes."""
-        parameters = self.parameters(values)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(self.sql, parameters)
-        except Exception as exc:
-            raise self._failed(conn, cursor, exc, parameters) from exc
-        return cursor
+        """Runs once; the first row a RETURNING gave, or None."""
+        return self._run(conn, self.parameters(values), many=False)
 
     def execute_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        parameters = [self.parameters(row) for row in rows]
+        self._run(conn, [self.parameters(row) for row in rows], many=True)
+
+    def _run(self, conn: Connection, parameters: Any, *, many: bool) -> Any:
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(self.sql, parameters)
+            if many:
+                cursor.executemany(self.sql, parameters)
+                return None
+            cursor.execute(self.sql, parameters)
+            return cursor.fetchone() if cursor.description is not None else None
         except Exception as exc:
             raise self._failed(conn, cursor, exc, parameters) from exc
         finally:

@@ -238,28 +238,19 @@ def _move_version(conn: Connection, statements: _Statements, lst: SpeakerList, b
                   values: dict[str, Any]) -> int:
     """Create the list row (base 0) or move it from `base_version`; the row's id, or ConcurrentChange."""
     if base_version == 0:
-        created = _returned(statements.create_list.execute(
-            conn, {"meeting_id": lst.meeting_id, "session_id": lst.session_id, **values}))
+        created = statements.create_list.execute(
+            conn, {"meeting_id": lst.meeting_id, "session_id": lst.session_id, **values})
         if created is not None:
-            return created
+            return int(created[0])
         # The row exists: it may only be moved on if it is still at version 0.
-    moved = _returned(statements.move_list.execute(
-        conn, {"b_meeting": lst.meeting_id, "b_session": lst.session_id, "b_version": base_version, **values}))
+    moved = statements.move_list.execute(
+        conn, {"b_meeting": lst.meeting_id, "b_session": lst.session_id, "b_version": base_version, **values})
     if moved is None:
         raise ConcurrentChange(
             f"the list of speakers of {lst.meeting_id}/{lst.session_id} is no longer at version {base_version} "
             f"(someone else changed it first)"
         )
-    return moved
-
-
-def _returned(cursor: Any) -> int | None:
-    """The id a RETURNING gave, if it gave a row."""
-    try:
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return int(row[0]) if row is not None else None
+    return int(moved[0])
 
 
 async def _speakers_of(conn: AsyncConnection, query: Select[Any]) -> dict[int, dict[int, Speaker]]:
