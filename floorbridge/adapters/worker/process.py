@@ -105,14 +105,23 @@ def lower_priority(nice: int) -> None:
 
     On Linux with autogroup scheduling the CPU is shared between sessions first and a process's nice
     value only counts within its session; the worker is in a session of its own (WorkerProcess), so
-    that session's nice is set as well. Where there is no autogroup the process's nice is what counts."""
+    that session's nice is set as well. Where there is no autogroup the process's nice is what counts:
+    no file, or an empty one (the process is in the root group, whose nice the kernel does not let
+    be set: autogroup scheduling turned off when the session was made)."""
     os.nice(nice)
     autogroup = Path("/proc/self/autogroup")
-    if nice and autogroup.exists():
+    if nice and _in_autogroup(autogroup):
         try:
             autogroup.write_text(str(nice))
         except OSError as exc:
             log.warning("cannot lower the chat worker's session priority", extra={"error": str(exc)})
+
+
+def _in_autogroup(autogroup: Path) -> bool:
+    try:
+        return bool(autogroup.read_text().strip())
+    except OSError:
+        return False
 
 
 def tie_to_parent(parent_pid: int) -> None:
