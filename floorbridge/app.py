@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -65,6 +64,7 @@ from floorbridge.core.errors import InvalidInput, NotFound, Problem
 from floorbridge.core.ids import MeetingId, SessionId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.ports import RenderedFeed
+from floorbridge.core.tasks import cancel_and_wait
 from floorbridge.core.versions import AgendaVersion
 
 log = logging.getLogger("floorbridge")
@@ -374,13 +374,7 @@ async def _link_to_web(stack: AsyncExitStack, svc: Services, link: WorkerLink, s
     await host.start()
     stack.push_async_callback(host.stop)
     watcher = asyncio.create_task(until_parent_gone(stop), name="parent-watch")
-
-    async def unwatch() -> None:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-
-    stack.push_async_callback(unwatch)
+    stack.push_async_callback(cancel_and_wait, watcher)
 
 
 _PLATFORMS = {p.value for p in Platform}

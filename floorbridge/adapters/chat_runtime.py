@@ -9,7 +9,6 @@ process (the delivery worker then reads the outbox afresh: see PlatformWorker.st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from floorbridge.core.outbox import OutboxItem, OutgoingMessage
 from floorbridge.core.ports import AgendaStore, FloorDesk, SpeakerStore
 from floorbridge.core.slots import SlotCall, SlotRequest
 from floorbridge.core.speakers import FloorNotice, SpeakerList
+from floorbridge.core.tasks import cancel_and_wait
 from floorbridge.core.versions import AgendaVersion
 from floorbridge.delivery.engine import DeliveryEngine, DeliveryReport, PlatformWorker, Sender
 from floorbridge.delivery.limits import AdaptiveLimiter, DiscordLimiter, Limiter, TelegramLimiter
@@ -286,9 +286,7 @@ class ChatRuntime:
 
     async def stop(self) -> None:
         if self._reminders is not None:
-            self._reminders.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reminders
+            await cancel_and_wait(self._reminders)
         if self._locks is not None:
             await self._locks.stop()
         for platform in list(self.adapters):

@@ -38,6 +38,7 @@ from floorbridge.core.speakers import (
     RequestFloor,
     SpeakerList,
 )
+from floorbridge.core.tasks import cancel_and_wait
 
 from .storage.group_commit import GroupCommit
 
@@ -124,9 +125,7 @@ class FloorService:
 
     async def stop(self) -> None:
         if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+            await cancel_and_wait(self._ticker)
             self._ticker = None
         for slot in self._slots.values():
             if slot.committer is not None:

@@ -25,6 +25,7 @@ from floorbridge.core import log_context
 from floorbridge.core.chats import ChatRef, Platform
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.outbox import ChatThread, OutboxItem, OutboxKind, OutgoingMessage
+from floorbridge.core.tasks import cancel_and_wait
 
 from .errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
 from .limits import Limiter
@@ -206,9 +207,7 @@ class PlatformWorker:
             # can swallow a cancel that races with a wake-up (gh-86296).
             self._stopping = True
             self._wake.set()
-            self._main.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
+            await cancel_and_wait(self._main)
             self._main = None
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 
 import aioimaplib
 
+from floorbridge.core.tasks import cancel_and_wait
+
 __all__ = ["Deliver", "ImapAccount", "ImapAuthError", "ImapError", "ImapPoller"]
 
 log = logging.getLogger("floorbridge.mail.imap")
@@ -228,13 +230,8 @@ class ImapPoller:
         """Stop the loop (waiting for nothing but its cancellation) and log out."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
             try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+                await cancel_and_wait(task)
             except Exception:
                 log.exception("%s: the loop had ended with an error", self.name)
         await self._logout()

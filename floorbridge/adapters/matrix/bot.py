@@ -12,7 +12,6 @@ forgets where it was.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -37,6 +36,7 @@ from nio import (
 from floorbridge.bots.events import Incoming
 from floorbridge.core.chats import ChatRef, Platform, UserRef
 from floorbridge.core.outbox import ChatThread, OutboxItem
+from floorbridge.core.tasks import cancel_and_wait
 from floorbridge.delivery.errors import MessageRejected, PermanentFailure, RateLimited, TemporaryFailure
 
 from ..chat_bridge import ReplyQueue
@@ -119,9 +119,7 @@ class MatrixAdapter:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         await self.syncing.close()
         await self.sending.close()
 

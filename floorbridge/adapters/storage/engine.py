@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import sqlite3
@@ -22,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from floorbridge.core.errors import InvalidInput, Problem
+from floorbridge.core.tasks import cancel_and_wait
 
 T = TypeVar("T")
 log = logging.getLogger("floorbridge.storage")
@@ -276,9 +276,7 @@ class Checkpoints:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         if self._key in _written_here:
             await self.once()

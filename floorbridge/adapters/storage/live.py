@@ -23,6 +23,8 @@ import asyncpg
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
+from floorbridge.core.tasks import cancel_and_wait
+
 log = logging.getLogger("floorbridge.live")
 
 FLOOR = "floorbridge_floor"
@@ -70,9 +72,7 @@ class LiveEvents:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

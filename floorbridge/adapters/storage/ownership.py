@@ -30,6 +30,8 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from floorbridge.core.tasks import cancel_and_wait
+
 log = logging.getLogger("floorbridge.ownership")
 
 _HEALTH_SECONDS = 2.0
@@ -86,11 +88,7 @@ class PlatformLocks:
     async def stop(self) -> None:
         """Stop asking and holding (the connections close, so the locks go to a standby). The
         platforms themselves are the caller's to stop."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         self.owned.clear()
         self._running.clear()

@@ -7,7 +7,6 @@ pre-builds their response headers, so a request does a dictionary look-up and a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from floorbridge.core.errors import NotFound
 from floorbridge.core.ids import MeetingId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.ports import AgendaStore, RenderedFeed, VersionSummary
+from floorbridge.core.tasks import cancel_and_wait
 from floorbridge.core.versions import AgendaVersion
 
 from .conditional import accepts_gzip, http_date, not_modified
@@ -158,6 +158,4 @@ class Snapshots:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)

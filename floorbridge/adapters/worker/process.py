@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from floorbridge.core.tasks import cancel_and_wait
+
 log = logging.getLogger("floorbridge.worker")
 
 PR_SET_PDEATHSIG = 1
@@ -94,9 +96,7 @@ class WorkerProcess:
                     process.kill()
                 await process.wait()
         if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+            await cancel_and_wait(self._supervisor)
             self._supervisor = None
 
 

@@ -16,7 +16,6 @@ the outbox at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -34,6 +33,7 @@ from floorbridge.core.ids import MeetingId, SessionId
 from floorbridge.core.meeting import Meeting
 from floorbridge.core.ports import AgendaStore, SpeakerStore
 from floorbridge.core.speakers import Actor, Command, Outcome, RequestFloor, SpeakerList
+from floorbridge.core.tasks import cancel_and_wait
 
 from ..floor_service import PublishedSessions
 from ..storage.group_commit import GroupCommit
@@ -152,9 +152,7 @@ class WakeListener:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     def _tell(self, line: bytes) -> None:
