@@ -285,8 +285,7 @@ class ChatRuntime:
             log.info("platform stopped", extra={"platform": name})
 
     async def stop(self) -> None:
-        if self._reminders is not None:
-            await cancel_and_wait(self._reminders)
+        await cancel_and_wait(self._reminders)
         if self._locks is not None:
             await self._locks.stop()
         for platform in list(self.adapters):

@@ -124,9 +124,8 @@ class FloorService:
         self._ticker = asyncio.create_task(self._tick_forever(), name="floor-timer")
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            await cancel_and_wait(self._ticker)
-            self._ticker = None
+        await cancel_and_wait(self._ticker)
+        self._ticker = None
         for slot in self._slots.values():
             if slot.committer is not None:
                 with contextlib.suppress(Exception):

@@ -118,8 +118,7 @@ class MatrixAdapter:
         log.info("matrix connected", extra={"user": self.user_id, "device": self.syncing.device_id})
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
+        await cancel_and_wait(self._task)
         await self.syncing.close()
         await self.sending.close()
 

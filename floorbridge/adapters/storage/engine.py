@@ -275,9 +275,8 @@ class Checkpoints:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._key in _written_here:
             await self.once()
 

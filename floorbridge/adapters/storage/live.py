@@ -71,9 +71,8 @@ class LiveEvents:
             await asyncio.wait_for(self._connected.wait(), wait)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -196,8 +196,7 @@ class _Statements:
     insert_audit: Prepared
 
 
-_LIST_VALUES = ["version", "closed", "seconds_per_speaker", "budgets", "waiting", "current_id", "last_id", "next_id",
-                "updated_at"]
+_LIST_VALUES = [c.name for c in speaker_lists.columns if c.name not in ("id", "meeting_id", "session_id")]
 _AUDIT_VALUES = [c.name for c in queue_audit.columns if c.name != "id"]
 
 

@@ -157,5 +157,4 @@ class Snapshots:
         self._task = asyncio.create_task(self._poll(), name="snapshot-poller")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
+        await cancel_and_wait(self._task)

@@ -95,9 +95,8 @@ class WorkerProcess:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-        if self._supervisor is not None:
-            await cancel_and_wait(self._supervisor)
-            self._supervisor = None
+        await cancel_and_wait(self._supervisor)
+        self._supervisor = None
 
 
 def lower_priority(nice: int) -> None:

@@ -151,9 +151,8 @@ class WakeListener:
         self._task = asyncio.create_task(self._follow(), name="wake-listener")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     def _tell(self, line: bytes) -> None:
         names = line.decode().strip()
